@@ -164,3 +164,37 @@ def test_store_imports_only_selected_plugins(tmp_path: Path) -> None:
     """
     res = run_py(tmp_path, code, tmp_path)
     assert res.stdout.strip() == "['cs_driver_vfs', 'cs_metadata_json']", res.stdout + res.stderr
+
+
+def _open_with(tmp_path: Path, yaml_text: str, driver: str | None = None) -> str:
+    conf = tmp_path / "sel.yaml"
+    conf.write_text(yaml_text)
+    code = f"""
+    import os
+    os.environ['CONTAINERS_STORAGE_CONFIG'] = {str(conf)!r}
+    from cs_core import open_store, load_options
+    from cs_core.errors import StorageError
+    opts = load_options()
+    opts.graph_root, opts.run_root = {str(tmp_path / 'g')!r}, {str(tmp_path / 'r')!r}
+    opts.driver = {driver or ''!r} or opts.driver
+    try:
+        print(open_store(opts).driver_name)
+    except StorageError as exc:
+        print('ERR', exc)
+    """
+    return run_py(tmp_path, code, tmp_path).stdout.strip()
+
+
+def test_driver_selection_rules(tmp_path: Path) -> None:
+    # Nothing under the root: the first supported driver of the priority list.
+    assert _open_with(tmp_path, "driver_priority: [notinstalled, vfs]\n") == "vfs"
+    # Explicit name wins over everything.
+    assert _open_with(tmp_path, "driver: vfs\ndriver_priority: [overlay]\n") == "vfs"
+    # A driver with state under the root is chosen again.
+    (tmp_path / "g" / "vfs").mkdir(parents=True, exist_ok=True)
+    assert _open_with(tmp_path, "driver_priority: [overlay, vfs]\n") == "vfs"
+    # State of two drivers: refuse to guess.
+    (tmp_path / "g" / "overlay").mkdir(parents=True, exist_ok=True)
+    out = _open_with(tmp_path, "driver_priority: [overlay, vfs]\n")
+    if "overlay" in {p.name for p in __import__("cs_core.plugins").plugins.installed_plugins("cs_core.graphdrivers")}:
+        assert out.startswith("ERR") and "contains several valid graphdrivers: overlay, vfs" in out

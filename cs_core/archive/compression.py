@@ -73,7 +73,7 @@ def _open_gzip(raw: BinaryIO) -> IO[bytes]:
 
         return cast(IO[bytes], igzip.IGzipFile(fileobj=raw, mode="rb"))
     except ImportError:
-        return gzip.GzipFile(fileobj=raw, mode="rb")
+        return cast(IO[bytes], gzip.GzipFile(fileobj=raw, mode="rb"))
 
 
 class _ProcessReader(io.RawIOBase):
@@ -106,7 +106,7 @@ class _ProcessReader(io.RawIOBase):
 
     def readinto(self, b: Any) -> int:
         assert self._proc.stdout is not None
-        n = self._proc.stdout.readinto(b)
+        n = cast(Any, self._proc.stdout).readinto(b)
         if n == 0:
             rc = self._proc.wait()
             if rc != 0:
@@ -176,7 +176,7 @@ class _ZstdWriter(io.RawIOBase):
 def open_compressed_writer(out: BinaryIO, compression: int) -> BinaryIO:
     """A writer compressing into ``out``; ``close()`` finishes the stream but leaves ``out`` open."""
     if compression == COMPRESSION_NONE:
-        return _NoClose(out)
+        return cast(BinaryIO, _NoClose(out))
     if compression == COMPRESSION_GZIP:
         try:
             from isal import igzip

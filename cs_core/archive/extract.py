@@ -129,12 +129,12 @@ class _Extractor(BaseListener):
             raise self._fail("unlinkat", rel, exc) from None
 
     def _opaque(self, dir_rel: str) -> None:
-        try:
-            fd = self.root.open_dir(dir_rel)
-        except FileNotFoundError as exc:
-            raise self._fail("lstat", dir_rel, exc) from None
-        except NotADirectoryError:
+        st = self.root.lstat(dir_rel)
+        if st is None:
+            raise ArchiveError(f"lstat /{dir_rel}: no such file or directory")
+        if not stat.S_ISDIR(st.st_mode):
             return
+        fd = self.root.open_dir(dir_rel)
         try:
             self._opaque_walk(fd, dir_rel)
         finally:

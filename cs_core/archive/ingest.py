@@ -65,10 +65,10 @@ class _HashingReader(io.RawIOBase):
 class TarStream(io.RawIOBase):
     """The uncompressed tar stream; reading it parses and records it."""
 
-    def __init__(self, source: BinaryIO, parser: TarParser) -> None:
+    def __init__(self, source: BinaryIO, parser: TarParser, *, hashing: bool = True) -> None:
         self._source = source
         self.parser = parser
-        self.hash = hashlib.sha256()
+        self.hash: Any = hashlib.sha256() if hashing else None
         self.count = 0
         self._eof = False
 
@@ -91,7 +91,8 @@ class TarStream(io.RawIOBase):
             self.parser.close()
             return 0
         chunk = mv[:n]
-        self.hash.update(chunk)
+        if self.hash is not None:
+            self.hash.update(chunk)
         self.count += n
         self.parser.feed(chunk)
         return n
@@ -127,13 +128,14 @@ class LayerIngest:
             source = open_decompressed(buffered, self.compression)
         self._source = source
         self.recorder = TarSplitRecorder()
-        self._stream = TarStream(source, TarParser([self.recorder]))
+        # Uncompressed input: the raw digest is the tar digest (HEAD skips the second hash too).
+        self._stream = TarStream(source, TarParser([self.recorder]), hashing=self.compression != COMPRESSION_NONE)
         self._result: IngestResult | None = None
 
     @property
-    def tar_stream(self) -> TarStream:
-        """The uncompressed tar stream drivers extract from."""
-        return self._stream
+    def tar_stream(self) -> BinaryIO:
+        """The uncompressed tar stream drivers extract from (a :class:`TarStream`)."""
+        return cast(BinaryIO, self._stream)
 
     def finish(self) -> IngestResult:
         """Drain the rest of the input and return digests, sizes and ID sets."""
@@ -147,7 +149,7 @@ class LayerIngest:
         self._result = IngestResult(
             compressed_digest="sha256:" + self._raw.hash.hexdigest(),
             compressed_size=self._raw.count,
-            uncompressed_digest="sha256:" + self._stream.hash.hexdigest(),
+            uncompressed_digest="sha256:" + (self._stream.hash or self._raw.hash).hexdigest(),
             uncompressed_size=self._stream.count,
             compression=self.compression,
             uidset=sorted(self.recorder.uids),

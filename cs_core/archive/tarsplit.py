@@ -14,7 +14,7 @@ import mmap
 import os
 import posixpath
 from collections.abc import Callable, Iterator
-from typing import Any, BinaryIO
+from typing import Any, BinaryIO, cast
 
 from cs_core.archive import crc64
 from cs_core.archive.tarstream import BaseListener, Member
@@ -144,12 +144,11 @@ class TarSplitRecorder(BaseListener):
 def iter_entries(tar_split: BinaryIO) -> Iterator[dict[str, Any]]:
     """Decode the entries of a (gzip'd) tar-split stream."""
     head = tar_split.read(2)
-    rest = tar_split
     if head == b"\x1f\x8b":
         import io
 
-        rest = gzip.GzipFile(fileobj=_Prepend(head, tar_split), mode="rb")  # type: ignore[assignment]
-        stream: Any = io.BufferedReader(rest, 1 << 20)  # type: ignore[arg-type]
+        gz: Any = gzip.GzipFile(fileobj=cast(Any, _Prepend(head, tar_split)), mode="rb")
+        stream: Any = io.BufferedReader(gz, 1 << 20)
     else:
         stream = _Prepend(head, tar_split)
     for line in _lines(stream):

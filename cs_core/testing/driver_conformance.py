@@ -242,7 +242,10 @@ class DriverConformance:
         data = build_tar(entries)
         layer = self.make_layer(driver)
         size = self.apply(driver, layer, "", data)
-        assert size == len("127.0.0.1 localhost\n") + 104
+        payload = len("127.0.0.1 localhost\n") + 104
+        # Naive drivers return the sum of the tar headers' sizes; overlay's native apply returns
+        # the size of diff/, which counts the symlink's target too (storage.md 10.6).
+        assert size in (payload, payload + len("tool"))
         assert self.read(driver, layer, "etc/hosts") == "127.0.0.1 localhost\n"
         root = driver.get(layer, MountOpts(options=["ro"]))
         try:
@@ -309,7 +312,9 @@ class DriverConformance:
         assert all(c.path != "/kept.txt" for c in changes)
         deleted = {c.path for c in changes if c.kind == Change.DELETE}
         opaque_modified = Change("/opaque", Change.MODIFY) in changes
-        assert {"/opaque/old1", "/opaque/old2"} <= deleted or opaque_modified
+        # Naive changes list the hidden children (or a Modify of the directory); overlay's native
+        # walk reports the opaque directory itself as deleted and re-added (storage.md 10.4).
+        assert {"/opaque/old1", "/opaque/old2"} <= deleted or opaque_modified or "/opaque" in deleted
 
         members = tar_members(self.diff_bytes(driver, child, base))
         assert ".wh.gone.txt" in members

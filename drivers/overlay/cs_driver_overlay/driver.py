@@ -23,6 +23,7 @@ from cs_core.idmap import root_id
 from cs_core.records import Change
 from cs_driver_overlay import layout, mounting, native, probes, syscalls
 from cs_driver_overlay.options import OverlayOptions, mount_option_list, parse_options
+from cs_driver_overlay.whiteouts import OverlayWhiteoutConverter
 
 OVERRIDE_STAT_XATTR = "user.containers.override_stat"
 MOUNT_PROGRAM_FLAG = ".has-mount-program"
@@ -203,7 +204,9 @@ class OverlayDriver(GraphDriver):
             else:
                 raise NotSupported("--storage-opt is supported only for overlay over xfs with 'pquota' mount option")
         if read_write and self.opts.force_mask is not None and not self.mount_program:
-            raise InvalidOption("overlay: force_mask option for writeable layers is only supported with a mount_program")
+            raise InvalidOption(
+                "overlay: force_mask option for writeable layers is only supported with a mount_program"
+            )
         layer_dir = os.path.join(self.home, layer_id)
         if os.path.lexists(layer_dir):
             self.remove(layer_id)
@@ -300,7 +303,9 @@ class OverlayDriver(GraphDriver):
                 layout.recreate_links(self.home)
                 if layout.read_text(os.path.join(layer_dir, "link")) is None:
                     short = layout.new_short_name()
-                    os.symlink(f"../{os.path.basename(layer_dir)}/diff", os.path.join(self.home, layout.LINK_DIR, short))
+                    os.symlink(
+                        f"../{os.path.basename(layer_dir)}/diff", os.path.join(self.home, layout.LINK_DIR, short)
+                    )
                     layout.write_file(os.path.join(layer_dir, "link"), short, 0o644)
             work = os.path.join(layer_dir, "work")
             if not os.path.isdir(work):
@@ -513,9 +518,7 @@ class OverlayDriver(GraphDriver):
             return False
         return self._is_parent(layer_id, parent)
 
-    def _converter(self, layer_id: str) -> object:
-        from cs_driver_overlay.whiteouts import OverlayWhiteoutConverter
-
+    def _converter(self, layer_id: str) -> OverlayWhiteoutConverter:
         layer_dir = self._dir(layer_id)
         return OverlayWhiteoutConverter(self._lower_diff_dirs(layer_dir), userxattr=self.userxattr)
 

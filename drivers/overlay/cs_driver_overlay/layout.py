@@ -89,7 +89,12 @@ def recreate_links(home: str) -> None:
                 continue
             target = os.readlink(entry.path)
             parts = target.split("/")
-            if len(parts) != 3 or parts[0] != ".." or parts[2] != "diff" or not os.path.isdir(os.path.join(home, parts[1])):
+            if (
+                len(parts) != 3
+                or parts[0] != ".."
+                or parts[2] != "diff"
+                or not os.path.isdir(os.path.join(home, parts[1]))
+            ):
                 os.unlink(entry.path)
                 changed = True
                 continue

@@ -167,9 +167,7 @@ def mount_overlay(spec: OverlaySpec) -> None:
                 f"cannot mount layer, mount data {data!r} too large {len(data)} >= page size {PAGE_SIZE}: {exc.strerror}"
             ) from None
     except OSError as exc:
-        raise StorageError(
-            f'creating overlay mount to {spec.target}, mount_data="{data}": {exc.strerror}'
-        ) from None
+        raise StorageError(f'creating overlay mount to {spec.target}, mount_data="{data}": {exc.strerror}') from None
 
 
 def mount_with_program(program: str, spec: OverlaySpec, extra_options: list[str]) -> None:

@@ -111,8 +111,11 @@ def native_changes(diff_dir: str, lowers: list[str]) -> list[Change]:
         kind: int
         if is_whiteout(st):
             kind = CHANGE_DELETE
-        elif stat.S_ISDIR(st.st_mode) and lowers and is_opaque(os.path.join(diff_dir, rel)) and needs_opaque_marker(
-            lowers, rel
+        elif (
+            stat.S_ISDIR(st.st_mode)
+            and lowers
+            and is_opaque(os.path.join(diff_dir, rel))
+            and needs_opaque_marker(lowers, rel)
         ):
             kind = CHANGE_DELETE
         else:

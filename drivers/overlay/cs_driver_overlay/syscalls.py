@@ -139,7 +139,14 @@ def fsopen(fstype: str) -> int:
 def fsconfig_string(fd: int, key: str, value: str | None) -> None:
     """``fsconfig(fd, FSCONFIG_SET_STRING|SET_FLAG, key, value, 0)``."""
     if value is None:
-        _syscall(_SYS_FSCONFIG, ctypes.c_int(fd), ctypes.c_uint(FSCONFIG_SET_FLAG), ctypes.c_char_p(key.encode()), None, ctypes.c_int(0))
+        _syscall(
+            _SYS_FSCONFIG,
+            ctypes.c_int(fd),
+            ctypes.c_uint(FSCONFIG_SET_FLAG),
+            ctypes.c_char_p(key.encode()),
+            None,
+            ctypes.c_int(0),
+        )
     else:
         _syscall(
             _SYS_FSCONFIG,

@@ -3,14 +3,20 @@
 from __future__ import annotations
 
 import os
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from cs_driver_overlay.driver import OverlayDriver
-from overlay_testlib import DriverFactory, unmount_all_under
 
 from cs_core.driver import DriverOptions
+
+# The helper module sits beside this file; with --import-mode=importlib the test directory is
+# not on sys.path, so make it importable for the test modules (unique name: overlay_testlib).
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+
+from overlay_testlib import DriverFactory, unmount_all_under  # noqa: E402
 
 
 @pytest.fixture(autouse=True)

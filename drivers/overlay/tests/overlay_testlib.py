@@ -50,8 +50,9 @@ def unmount_all_under(path: str) -> list[str]:
     return done
 
 
-
 def overlay_mounts_under(path: str) -> list[str]:
     """Overlay (or fuse) mount points below ``path``."""
     real = os.path.realpath(path) + "/"
-    return [mp for mp, fs in syscalls.mount_points() if mp.startswith(real) and (fs == "overlay" or fs.startswith("fuse"))]
+    return [
+        mp for mp, fs in syscalls.mount_points() if mp.startswith(real) and (fs == "overlay" or fs.startswith("fuse"))
+    ]

@@ -42,7 +42,10 @@ def test_prefixes_and_values(tmp_path: Path) -> None:
         ("overlay.force_mask=9x", 'strconv.ParseInt: parsing "9x": invalid syntax'),
         ("overlay.inodes=-1", 'strconv.ParseUint: parsing "-1": invalid syntax'),
         ("overlay.size=lots", "invalid size: 'lots'"),
-        ("overlay.imagestore=relative/path", 'overlay: image path "relative/path" is not absolute.  Can not be relative'),
+        (
+            "overlay.imagestore=relative/path",
+            'overlay: image path "relative/path" is not absolute.  Can not be relative',
+        ),
         (
             "overlay.mount_program=/does/not/exist",
             'overlay: can\'t stat program "/does/not/exist": stat /does/not/exist: no such file or directory',
@@ -70,7 +73,9 @@ def test_imagestore_must_exist_and_be_a_directory(tmp_path: Path) -> None:
 def test_size_needs_xfs(make_driver: DriverFactory) -> None:
     with pytest.raises(InvalidOption) as info:
         make_driver("overlay.size=1G")
-    assert str(info.value).startswith("storage option overlay.size and overlay.inodes only supported for backingFS XFS. Found ")
+    assert str(info.value).startswith(
+        "storage option overlay.size and overlay.inodes only supported for backingFS XFS. Found "
+    )
 
 
 @requires_root_overlay

@@ -77,7 +77,15 @@ def base_and_child(driver: OverlayDriver) -> tuple[OverlayDriver, str, str]:
 
 def test_apply_converts_tar_whiteouts_to_devices_and_xattr(base_and_child: tuple[OverlayDriver, str, str]) -> None:
     driver, base, child = base_and_child
-    tar = _tar([("dir", "d", b""), ("file", "d/.wh..wh..opq", b""), ("file", "d/n", b"new"), ("file", ".wh.e", b""), ("file", ".wh.f", b"")])
+    tar = _tar(
+        [
+            ("dir", "d", b""),
+            ("file", "d/.wh..wh..opq", b""),
+            ("file", "d/n", b"new"),
+            ("file", ".wh.e", b""),
+            ("file", ".wh.f", b""),
+        ]
+    )
     size = driver.apply_diff(child, base, ApplyDiffOpts(stream=io.BytesIO(tar)))
     diff = Path(driver.home, child, "diff")
     assert size == 3  # the size of diff/ (devices count 0)
@@ -133,7 +141,16 @@ def test_kernel_made_whiteouts_export(base_and_child: tuple[OverlayDriver, str, 
 
 def test_opaque_marker_lower_scan_rules(tmp_path: Path) -> None:
     upper, lower1, lower2 = tmp_path / "u", tmp_path / "l1", tmp_path / "l2"
-    dirs = (upper / "a", upper / "b", upper / "c", upper / "w" / "x", lower1, lower2 / "a", lower2 / "b", lower2 / "w" / "x")
+    dirs = (
+        upper / "a",
+        upper / "b",
+        upper / "c",
+        upper / "w" / "x",
+        lower1,
+        lower2 / "a",
+        lower2 / "b",
+        lower2 / "w" / "x",
+    )
     for p in dirs:
         p.mkdir(parents=True)
     os.mknod(lower1 / "b", stat.S_IFCHR, 0)  # b is a whiteout in the nearer lower: no marker

@@ -6,7 +6,7 @@ Works on any file system.  It is a plugin exactly like a third party's: it uses 
 
 from __future__ import annotations
 
-from typing import Iterable
+from collections.abc import Iterable
 
 from cs_core import hookimpl
 from cs_core.driver import GraphDriverSpec

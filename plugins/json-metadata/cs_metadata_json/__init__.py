@@ -7,7 +7,8 @@ podman, skopeo, buildah and the Go ``containers-storage`` CLI.
 
 from __future__ import annotations
 
-from typing import Any, Iterable
+from collections.abc import Iterable
+from typing import Any
 
 from cs_core import MetadataBackendSpec, hookimpl
 from cs_core.gojson import dumpb, loads

@@ -6,7 +6,8 @@ tools do not read these files: choose it for stores only this implementation use
 
 from __future__ import annotations
 
-from typing import Any, Iterable
+from collections.abc import Iterable
+from typing import Any
 
 import yaml
 

@@ -1,0 +1,52 @@
+"""Optional progress display for long applies/diffs (rich bar on stderr, only on a TTY).
+
+The CLI opts in by wrapping a stream: ``stream = with_progress(stream, "applying", total)``.
+When stderr is not a terminal (or ``rich`` is missing) the stream is returned unchanged, so
+the hot path has no cost and nothing is written.
+"""
+
+from __future__ import annotations
+
+import io
+import sys
+from typing import Any, BinaryIO, cast
+
+
+class _ProgressReader(io.RawIOBase):
+    def __init__(self, inner: BinaryIO, label: str, total: int | None) -> None:
+        from rich.console import Console
+        from rich.progress import BarColumn, DownloadColumn, Progress, TransferSpeedColumn
+
+        self._inner = inner
+        self._progress = Progress("[progress.description]{task.description}", BarColumn(), DownloadColumn(),
+                                  TransferSpeedColumn(), console=Console(stderr=True), transient=True)
+        self._task = self._progress.add_task(label, total=total)
+        self._progress.start()
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, b: Any) -> int:
+        data = self._inner.read(len(b))
+        n = len(data)
+        b[:n] = data
+        if n:
+            self._progress.advance(self._task, n)
+        return n
+
+    def close(self) -> None:
+        if not self.closed:
+            self._progress.stop()
+        super().close()
+
+
+def with_progress(stream: BinaryIO, label: str, total: int | None = None, *, enabled: bool | None = None) -> BinaryIO:
+    """Wrap ``stream`` with a progress bar when stderr is a TTY (or ``enabled`` forces it)."""
+    if enabled is None:
+        enabled = sys.stderr.isatty()
+    if not enabled:
+        return stream
+    try:
+        return cast(BinaryIO, io.BufferedReader(_ProgressReader(stream, label, total), 1 << 20))
+    except ImportError:
+        return stream
