@@ -108,14 +108,17 @@ class HookSpecs:
         an optional probe (raising ``DriverNotSupported`` where it cannot run), its priority
         in automatic selection and its capabilities.
         """
+        return ()
 
     @hookspec
     def cs_metadata_backends(self) -> Iterable[MetadataBackendSpec]:
         """Return the metadata backends this plugin provides."""
+        return ()
 
     @hookspec
     def cs_name_resolvers(self) -> Iterable[NameResolverSpec]:
         """Return the name-resolution steps this plugin provides (for listing and checks)."""
+        return ()
 
     # ---- resolution ---------------------------------------------------------------------
     @hookspec(firstresult=True)

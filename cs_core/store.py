@@ -637,7 +637,9 @@ class Store:
             node = self.layer_store.by_id_map.get(current)
             if node is None or current in container_layers or current in other_tops:
                 break
-            if any(child not in removed for child in children.get(current, [])):
+            # For the top layer, children of its mapped copies keep it too (storage.md 3.5).
+            holders = [current, *image.mapped_top_layers] if current == image.top_layer else [current]
+            if any(child not in removed for holder in holders for child in children.get(holder, [])):
                 break
             removed.append(current)
             current = node.parent

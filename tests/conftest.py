@@ -6,6 +6,8 @@ import os
 import shutil
 import subprocess
 import sys
+import uuid
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -14,6 +16,8 @@ import pytest
 REPO = Path(__file__).resolve().parent.parent
 GO_CLI = shutil.which("containers-storage", path="/usr/bin:/usr/sbin:/bin") or ""
 OUR_CLI = [sys.executable, "-m", "cs_core.cli"]
+#: Drivers the end-to-end tests run on (``CS_TEST_DRIVER=overlay`` narrows it to one).
+DRIVERS = (os.environ.get("CS_TEST_DRIVER") or os.environ.get("CS_TEST_DRIVERS") or "vfs,overlay,btrfs").split(",")
 
 
 @dataclass
@@ -33,8 +37,6 @@ def clean_env(tmp: Path) -> dict[str, str]:
     if not empty.exists():
         empty.write_text("{}\n")
     env["CONTAINERS_STORAGE_CONFIG"] = str(empty)
-    env["CONTAINERS_STORAGE_CONF"] = str(tmp / "nonexistent-unused.conf")
-    env.pop("CONTAINERS_STORAGE_CONF")
     return env
 
 
@@ -59,23 +61,91 @@ class CLI:
     def ok(self, *args: str, stdin: bytes | None = None) -> str:
         return self(*args, stdin=stdin, check=True).out
 
+    def records(self, kind: str) -> Path:
+        """``GRAPHROOT/<driver>-<kind>`` (kind: layers, images, containers)."""
+        return self.graph / f"{self.driver}-{kind}"
+
+    def run_records(self, kind: str) -> Path:
+        return self.run / f"{self.driver}-{kind}"
+
+    def mount_path(self, layer_id: str) -> Path:
+        """Where the driver mounts (or keeps) a layer's root."""
+        if self.driver == "overlay":
+            return self.graph / "overlay" / layer_id / "merged"
+        if self.driver == "btrfs":
+            return self.graph / "btrfs" / "subvolumes" / layer_id
+        return self.graph / "vfs" / "dir" / layer_id
+
+    def driver_layers(self) -> list[str]:
+        """Layer directories the driver holds."""
+        home = {"vfs": self.graph / "vfs" / "dir", "btrfs": self.graph / "btrfs" / "subvolumes"}.get(
+            self.driver, self.graph / self.driver
+        )
+        if not home.is_dir():
+            return []
+        return sorted(p.name for p in home.iterdir() if p.name != "l" and p.is_dir())
+
+
+def _unmount_below(path: Path) -> None:
+    from cs_driver_btrfs.loopback import unmount_all
+
+    unmount_all(str(path))
+
+
+@pytest.fixture(scope="session")
+def btrfs_root(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """A loop-mounted btrfs shared by the session; always unmounted and detached."""
+    from cs_driver_btrfs.loopback import LoopUnavailable, loop_btrfs
+
+    try:
+        with loop_btrfs(tmp_path_factory.mktemp("btrfs"), size="2G") as mnt:
+            yield mnt
+    except LoopUnavailable as exc:
+        pytest.skip(f"no loop-mounted btrfs here: {exc}")
+
+
+@pytest.fixture(params=DRIVERS)
+def driver_name(request: pytest.FixtureRequest) -> str:
+    """The graph driver an end-to-end test runs on (every driver in turn)."""
+    name: str = request.param
+    if name == "overlay" and os.geteuid() != 0:
+        pytest.skip("kernel overlay mounts need root")
+    return name
+
 
 @pytest.fixture
-def store_dirs(tmp_path: Path) -> tuple[Path, Path]:
-    return tmp_path / "graph", tmp_path / "run"
+def store_dirs(tmp_path: Path, driver_name: str, request: pytest.FixtureRequest) -> Iterator[tuple[Path, Path]]:
+    """Graph and run roots for one test (the graph root on btrfs for the btrfs driver)."""
+    base = tmp_path
+    if driver_name == "btrfs":
+        base = request.getfixturevalue("btrfs_root") / uuid.uuid4().hex[:12]
+        base.mkdir()
+    graph, run = base / "graph", tmp_path / "run"
+    try:
+        yield graph, run
+    finally:
+        _unmount_below(graph)
+        _unmount_below(run)
+        if driver_name == "btrfs":
+            subprocess.run(
+                [sys.executable, "-m", "cs_core.cli", "--graph", str(graph), "--run", str(run), "-s", "btrfs", "wipe"],
+                capture_output=True,
+                env=clean_env(tmp_path),
+            )
+            _unmount_below(graph)
 
 
 @pytest.fixture
-def cli(tmp_path: Path, store_dirs: tuple[Path, Path]) -> CLI:
-    """Our CLI on a scratch vfs store."""
+def cli(tmp_path: Path, store_dirs: tuple[Path, Path], driver_name: str) -> CLI:
+    """Our CLI on a scratch store of the driver under test."""
     graph, run = store_dirs
-    return CLI(OUR_CLI, graph, run, os.environ.get("CS_TEST_DRIVER", "vfs"), clean_env(tmp_path))
+    return CLI(OUR_CLI, graph, run, driver_name, clean_env(tmp_path))
 
 
 @pytest.fixture
-def go_cli(tmp_path: Path, store_dirs: tuple[Path, Path]) -> CLI:
+def go_cli(tmp_path: Path, store_dirs: tuple[Path, Path], driver_name: str) -> CLI:
     """The Go CLI from Debian on the same scratch store as :func:`cli`."""
     if not GO_CLI:
         pytest.skip("the Go containers-storage CLI is not installed (apt-get install containers-storage)")
     graph, run = store_dirs
-    return CLI([GO_CLI], graph, run, os.environ.get("CS_TEST_DRIVER", "vfs"), clean_env(tmp_path))
+    return CLI([GO_CLI], graph, run, driver_name, clean_env(tmp_path))

@@ -53,9 +53,9 @@ def test_create_container_text_and_json(cli: CLI, tmp_path: Path) -> None:
     volatile = json.loads(cli.ok("createcontainer", "-j", "--volatile", ""))
     assert volatile["image"] == "" and volatile["flags"] == {"MountLabel": "", "ProcessLabel": "", "Volatile": True}
     assert "parent" not in json.loads(cli.ok("layer", "--json", str(volatile["layer"])))[0]
-    stable = json.loads((cli.graph / "vfs-containers" / "containers.json").read_text())
+    stable = json.loads((cli.records("containers") / "containers.json").read_text())
     assert [c["id"] for c in stable] == [ctr_id, "myctr"]
-    assert [c["id"] for c in json.loads((cli.graph / "vfs-containers" / "volatile-containers.json").read_text())] == [
+    assert [c["id"] for c in json.loads((cli.records("containers") / "volatile-containers.json").read_text())] == [
         volatile["id"]]
     assert [c["id"] for c in records(cli, "containers")] == [ctr_id, "myctr", volatile["id"]]
 
@@ -126,7 +126,7 @@ def test_container_data_commands(cli: CLI, tmp_path: Path) -> None:
     assert cli.ok("get-container-data-size", "c", "Foo") == "11\n"
     assert cli.ok("getcontainerdatasize", "c", "config.json") == "3\n"
     assert cli.ok("get-container-data-digest", "c", "config.json") == "sha256:" + hashlib.sha256(b"abc").hexdigest() + "\n"
-    assert sorted(os.listdir(cli.graph / "vfs-containers" / ctr)) == ["=Rm9v", "config.json"]
+    assert sorted(os.listdir(cli.records("containers") / ctr)) == ["=Rm9v", "config.json"]
     record = json.loads(cli.ok("container", "--json", "c"))[0]
     assert record["big-data-names"] == ["config.json", "Foo"]
     assert record["big-data-sizes"] == {"Foo": 11, "config.json": 3}
@@ -136,7 +136,7 @@ def test_container_data_errors(cli: CLI) -> None:
     ctr = new_container(cli, "-n", "c", "")
     res = cli("get-container-data", "c", "missing")
     assert res.rc == 1
-    assert res.err == f"open {cli.graph}/vfs-containers/{ctr}/missing: no such file or directory\n"
+    assert res.err == f"open {cli.records('containers')}/{ctr}/missing: no such file or directory\n"
     assert cli("get-container-data-size", "c", "missing").err == "size is not known\n"
     assert cli("get-container-data-digest", "c", "missing").err == "could not compute digest of item\n"
     for args in (("list-container-data", "nosuch"), ("get-container-data", "nosuch", "k"),
@@ -149,7 +149,7 @@ def test_container_data_errors(cli: CLI) -> None:
 def test_size_and_digest_of_unrecorded_item(cli: CLI) -> None:
     """An item file present on disk but not recorded is recorded when its size is asked for."""
     ctr = new_container(cli, "-n", "c", "")
-    data_dir = cli.graph / "vfs-containers" / ctr
+    data_dir = cli.records("containers") / ctr
     data_dir.mkdir(exist_ok=True)
     (data_dir / "late").write_bytes(b"12345")
     assert cli.ok("get-container-data-size", "c", "late") == "5\n"
@@ -163,8 +163,8 @@ def test_container_directories_and_delete(cli: CLI) -> None:
     layer = json.loads(cli.ok("container", "--json", "c"))[0]["layer"]
     data = cli.ok("get-container-dir", "c").strip()
     run = cli.ok("getcontainerrundir", ctr[:10]).strip()
-    assert data == f"{cli.graph}/vfs-containers/{ctr}/userdata"
-    assert run == f"{cli.run}/vfs-containers/{ctr}/userdata"
+    assert data == f"{cli.records('containers')}/{ctr}/userdata"
+    assert run == f"{cli.run_records('containers')}/{ctr}/userdata"
     for path in (data, run):
         assert os.path.isdir(path) and (os.stat(path).st_mode & 0o777) == 0o700
         Path(path, "file").write_text("x")
@@ -172,9 +172,9 @@ def test_container_directories_and_delete(cli: CLI) -> None:
     assert cli.ok("getcontainerdir", "c").strip() == data
     res = cli("delete-container", "c")
     assert (res.rc, res.out, res.err) == (0, "", "")
-    assert not (cli.graph / "vfs-containers" / ctr).exists()
-    assert not (cli.run / "vfs-containers" / ctr).exists()
-    assert not (cli.graph / "vfs" / "dir" / layer).exists()
+    assert not (cli.records("containers") / ctr).exists()
+    assert not (cli.run_records("containers") / ctr).exists()
+    assert layer not in cli.driver_layers()
     assert cli.ok("containers") == ""
     res = cli("delete-container", "c")
     assert (res.rc, res.err) == (1, "c: identifier is not a container\n")
@@ -195,7 +195,8 @@ def test_mapped_container_gets_mapped_top_layer(cli: CLI) -> None:
     mapped_id = image["mapped-layers"][0]
     mapped = json.loads(cli.ok("layer", "--json", mapped_id))[0]
     assert "parent" not in mapped and mapped["uidmap"] == uidmap and mapped["gidmap"] == gidmap
-    assert os.stat(cli.graph / "vfs" / "dir" / mapped_id).st_uid == 100000
+    if cli.driver == "vfs":
+        assert os.stat(cli.mount_path(mapped_id)).st_uid == 100000
     ctr_layer = json.loads(cli.ok("layer", "--json", ctr["layer"]))[0]
     assert ctr_layer["parent"] == mapped_id and ctr_layer["uidmap"] == uidmap
     assert cli.ok("image", "img1").splitlines()[2:4] == [f"Top Layer: {base}", f"Top Layer: {mapped_id}"]
@@ -245,7 +246,6 @@ def test_go_cli_reads_our_containers(cli: CLI, go_cli: CLI) -> None:
     img = new_image(cli, "-n", "img", base)
     new_container(cli, "-n", "plain", "-m", "meta", "img")
     new_container(cli, "-n", "mapped", "--uidmap", MAP, "--gidmap", GMAP, "img")
-    new_container(cli, "--volatile", "")
     cli.ok("set-container-data", "plain", "config.json", stdin=b"{}")
     for args in (("containers",), ("containers", "--json"), ("container", "plain"), ("container", "--json", "mapped"),
                  ("image", "--json", img), ("layers",), ("layers", "--json"), ("list-container-data", "plain"),
@@ -253,6 +253,9 @@ def test_go_cli_reads_our_containers(cli: CLI, go_cli: CLI) -> None:
                  ("metadata", "plain")):
         ours, theirs = cli(*args), go_cli(*args)
         assert (ours.rc, ours.out, ours.err) == (theirs.rc, theirs.out, theirs.err), args
+    # HEAD keeps volatile containers in volatile-containers.json, which 1.43 does not read.
+    volatile = new_container(cli, "--volatile", "")
+    assert volatile not in go_cli.ok("containers") and volatile in cli.ok("containers")
     res = go_cli("delete-container", "mapped")
     assert res.rc == 0, res.err
     res = go_cli("delete-image", "img")
@@ -272,3 +275,15 @@ def test_we_read_go_containers(cli: CLI, go_cli: CLI) -> None:
     res = cli("delete-image", "img")
     assert res.rc == 0 and len(res.err.splitlines()) == 2
     assert go_cli.ok("layers") == "" and go_cli.ok("containers") == ""
+
+
+def test_delete_image_keeps_top_layer_when_mapped_copy_has_children(cli: CLI) -> None:
+    """Like Go: the mapped copy goes, but the top layer stays while the copy has other children."""
+    base = new_layer(cli)
+    new_image(cli, "-n", "img", base)
+    ctr = new_container(cli, "--uidmap", MAP, "--gidmap", MAP, "img")
+    mapped = json.loads(cli.ok("image", "--json", "img"))[0]["mapped-layers"][0]
+    cli.ok("delete-container", ctr)
+    new_layer(cli, mapped)
+    res = cli("delete-image", "-t", "img")
+    assert (res.rc, res.err) == (0, f"img: {mapped}\n")

@@ -40,7 +40,7 @@ def test_create_image_text_and_json(cli: CLI) -> None:
     layerless = json.loads(cli.ok("create-image", "-j"))
     assert list(layerless) == ["id", "created"]
     assert json.loads(cli.ok("create-image", "--json", ""))["id"] != layerless["id"]
-    on_disk = (cli.graph / "vfs-images" / "images.json").read_text()
+    on_disk = (cli.records("images") / "images.json").read_text()
     assert on_disk.startswith('[{"id":"') and not on_disk.endswith("\n")
     assert [r["id"] for r in json.loads(on_disk)][:2] == [image_id, "myimage"]
 
@@ -153,7 +153,7 @@ def test_image_data_commands(cli: CLI, tmp_path: Path) -> None:
     assert cli.ok("image", img).splitlines()[3:5] == [f"Digest: {SHA_HELLO}", f"Digest: {second}"]
     assert cli.ok("images-by-digest", "-q", second) == f"{img}\n"
     # Files on disk use the encoded key names.
-    data_dir = cli.graph / "vfs-images" / img
+    data_dir = cli.records("images") / img
     assert sorted(os.listdir(data_dir)) == sorted(["manifest", "=bWFuaWZlc3QtcmFuZG9tMg==", "=Q29uZmlnL0Jsb2I="])
     # Replacing a manifest keeps the first digest as the image digest but indexes the new one.
     cli.ok("set-image-data", img, "manifest", stdin=b"changed")
@@ -205,11 +205,11 @@ def test_images_by_digest(cli: CLI) -> None:
 def test_image_directories(cli: CLI) -> None:
     img = new_image(cli, "-n", "dirs")
     path = cli.ok("get-image-dir", img).strip()
-    assert path == str(cli.graph / "vfs-images" / img / "userdata")
+    assert path == str(cli.records("images") / img / "userdata")
     assert os.path.isdir(path) and (os.stat(path).st_mode & 0o777) == 0o700
     Path(path, "file").write_text("x")
     run_path = cli.ok("getimagerundir", "dirs").strip()
-    assert run_path == str(cli.run / "vfs-images" / img / "userdata") and os.path.isdir(run_path)
+    assert run_path == str(cli.run_records("images") / img / "userdata") and os.path.isdir(run_path)
     assert cli.ok("getimagedir", "dirs").strip() == path
 
 
@@ -236,7 +236,7 @@ def test_delete_image_rules(cli: CLI) -> None:
     assert cli.ok("exists", "-i", "img") == "img: true\n"
     res = cli("delete-image", "img")
     assert (res.rc, res.out, res.err) == (0, "", f"img: {top}\n")
-    assert not (cli.graph / "vfs-images" / img).exists()
+    assert not (cli.records("images") / img).exists()
     assert [r["id"] for r in json.loads(cli.ok("layers", "--json"))] == [base, mid]
     # Now "other" owns the rest of the chain.
     res = cli("delete-image", "--json", other)

@@ -19,10 +19,10 @@ def test_create_layer_text_and_json(cli: CLI) -> None:
     assert res.rc == 0 and res.err == ""
     layer_id, *rest = res.out.split("\n")
     assert len(layer_id) == 64 and rest == ["\tbase", "\talias", ""]
+    assert cli.driver_layers() == [layer_id]
     child = json.loads(cli.ok("create-layer", "--json", "-n", "child", "base"))
     assert list(child)[:3] == ["id", "names", "parent"] and child["parent"] == layer_id
-    assert (cli.graph / "vfs" / "dir" / layer_id).is_dir()
-    on_disk = (cli.graph / "vfs-layers" / "layers.json").read_text()
+    on_disk = (cli.records("layers") / "layers.json").read_text()
     assert on_disk.startswith('[{"id":"') and not on_disk.endswith("\n")
 
 
@@ -88,17 +88,17 @@ def test_metadata_exists_and_delete(cli: CLI, tmp_path: Path) -> None:
     res = cli("delete-layer", "nosuch")
     assert res.rc == 1 and res.err.strip() == "nosuch: identifier is not a layer"
     assert cli("delete-layer", "m").rc == 0
-    assert not (cli.graph / "vfs" / "dir" / layer).exists()
+    assert layer not in cli.driver_layers()
     assert cli("exists", layer).rc == 1
 
 
 def test_mount_unmount_mounted(cli: CLI) -> None:
     layer = new_layer(cli, "-n", "mnt")
     path = cli.ok("mount", "mnt").strip()
-    assert path == str(cli.graph / "vfs" / "dir" / layer) and os.path.isdir(path)
+    assert path == str(cli.mount_path(layer)) and os.path.isdir(path)
     assert cli.ok("mount", "mnt").strip() == path
     assert cli.ok("mounted", "mnt") == "mnt mounted\n"
-    mp = json.loads((cli.run / "vfs-layers" / "mountpoints.json").read_text())
+    mp = json.loads((cli.run_records("layers") / "mountpoints.json").read_text())
     assert mp == [{"id": layer, "path": path, "count": 2}]
     assert cli.ok("unmount", "mnt") == ""
     assert cli.ok("unmount", "mnt") == "mnt mountpoint unmounted\n"
@@ -114,10 +114,10 @@ def test_status_version_on_stderr(cli: CLI) -> None:
     assert res.err.splitlines()[:4] == [
         f"Root: {cli.graph}",
         f"Run Root: {cli.run}",
-        "Driver Name: vfs",
+        f"Driver Name: {cli.driver}",
         "Driver Options: []",
     ]
-    assert json.loads(cli.ok("status", "--json"))[:3] == [["Root", str(cli.graph)], ["Run Root", str(cli.run)], ["Driver Name", "vfs"]]
+    assert json.loads(cli.ok("status", "--json"))[:3] == [["Root", str(cli.graph)], ["Run Root", str(cli.run)], ["Driver Name", cli.driver]]
     res = cli("version")
     assert res.out == "" and res.err == "Version: 1.60.0-dev\n"
 
@@ -134,13 +134,18 @@ def test_wipe_and_shutdown(cli: CLI) -> None:
     assert cli.ok("mounted", "base") == ""
     assert cli.ok("shutdown", "--json").strip() == '""'
     assert cli.ok("wipe") == ""
-    assert (cli.graph / "vfs-layers" / "layers.json").read_text() == "[]"
-    assert list((cli.graph / "vfs" / "dir").iterdir()) == []
+    assert (cli.records("layers") / "layers.json").read_text() == "[]"
+    assert cli.driver_layers() == []
 
 
 def test_bad_options_fail_cleanly(cli: CLI) -> None:
-    res = cli("--storage-opt", "vfs.bogus=1", "layers")
-    assert res.rc == 1 and res.out.strip() == "error initializing: vfs driver does not support bogus options"
+    res = cli("--storage-opt", f"{cli.driver}.bogus=1", "layers")
+    expected = {
+        "vfs": "vfs driver does not support bogus options",
+        "overlay": "overlay: unknown option bogus",
+        "btrfs": "unknown option btrfs.bogus",
+    }[cli.driver]
+    assert res.rc == 1 and res.out.strip() == f"error initializing: {expected}"
     res = cli("--storage-opt", "novalue", "layers")
     assert res.rc == 1 and "unable to parse key/value option: novalue" in res.out
     res = cli("layers", "--bogus")
@@ -154,15 +159,15 @@ def test_yaml_backend_keeps_every_command_working(cli: CLI, tmp_path: Path) -> N
     cli.env["CONTAINERS_STORAGE_CONFIG"] = str(conf)
     base = new_layer(cli, "-n", "ybase")
     new_layer(cli, "-n", "ychild", "ybase")
-    assert (cli.graph / "vfs-layers" / "layers.yaml").exists()
-    assert not (cli.graph / "vfs-layers" / "layers.json").exists()
-    assert "ychild" in (cli.graph / "vfs-layers" / "layers.yaml").read_text()
+    assert (cli.records("layers") / "layers.yaml").exists()
+    assert not (cli.records("layers") / "layers.json").exists()
+    assert "ychild" in (cli.records("layers") / "layers.yaml").read_text()
     assert cli.ok("layer", "ychild").startswith("ID: ")
     cli.ok("add-names", "-n", "more", "ybase")
     assert cli.ok("get-names", base) == "more\nybase\n"
     cli.ok("set-metadata", "-m", "md", base)
     assert cli.ok("metadata", "-q", base) == "md\n"
-    assert cli.ok("mount", base).strip().endswith(base)
+    assert cli.ok("mount", base).strip() == str(cli.mount_path(base))
     assert cli.ok("unmount", base) == f"{base} mountpoint unmounted\n"
     assert cli("delete-layer", "ychild").rc == 0
     assert [r["id"] for r in json.loads(cli.ok("layers", "--json"))] == [base]

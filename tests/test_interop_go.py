@@ -36,7 +36,7 @@ def test_mixed_writes_keep_one_consistent_store(cli: CLI, go_cli: CLI) -> None:
     assert cli.ok("get-names", ours) == "moved\n"
     path = cli.ok("mount", theirs).strip()
     assert go_cli.ok("mounted", theirs) == f"{theirs} mounted\n"
-    assert json.loads((cli.run / "vfs-layers" / "mountpoints.json").read_text())[0]["path"] == path
+    assert json.loads((cli.run_records("layers") / "mountpoints.json").read_text())[0]["path"] == path
     assert go_cli.ok("unmount", theirs) == f"{theirs} mountpoint unmounted\n"
     assert cli.ok("mounted", theirs) == ""
     assert go_cli("delete-layer", ours).rc == 1
@@ -47,8 +47,8 @@ def test_mixed_writes_keep_one_consistent_store(cli: CLI, go_cli: CLI) -> None:
 
 def test_lock_token_written_in_go_format(cli: CLI, go_cli: CLI) -> None:
     cli.ok("create-layer")
-    token = (cli.graph / "vfs-layers" / "layers.lock").read_bytes()
+    token = (cli.records("layers") / "layers.lock").read_bytes()
     assert len(token) == 64
     go_cli.ok("create-layer")
-    assert (cli.graph / "vfs-layers" / "layers.lock").read_bytes() != token
+    assert (cli.records("layers") / "layers.lock").read_bytes() != token
     assert len(json.loads(cli.ok("layers", "--json"))) == 2

@@ -1,7 +1,7 @@
 """Interop with skopeo and the Go CLI: an OCI image copied into a store we then use and change.
 
 The OCI layout is built here with Python (two layers, the second deleting a file of the first
-with a ``.wh.`` whiteout); skopeo writes it into a vfs store through its ``containers-storage``
+with a ``.wh.`` whiteout); skopeo writes it into a store through its ``containers-storage``
 transport; our CLI reads, mounts, renames it and creates a container on it; then the Go CLI and
 skopeo read everything back, and a copy back out to OCI must give the same diff IDs.
 """
@@ -107,7 +107,7 @@ def skopeo(*args: str) -> subprocess.CompletedProcess[str]:
 def test_skopeo_image_roundtrip(cli: CLI, go_cli: CLI, tmp_path: Path) -> None:
     layout = tmp_path / "oci-src"
     diff_ids = build_oci_layout(layout, "v1")
-    store_ref = f"containers-storage:[vfs@{cli.graph}+{cli.run}]"
+    store_ref = f"containers-storage:[{cli.driver}@{cli.graph}+{cli.run}]"
     skopeo("copy", "--quiet", f"oci:{layout}:v1", f"{store_ref}localhost/img:latest")
 
     # Our CLI reads what skopeo wrote.
@@ -131,6 +131,11 @@ def test_skopeo_image_roundtrip(cli: CLI, go_cli: CLI, tmp_path: Path) -> None:
     assert top_layer["diff-digest"] == diff_ids[1]
     base_layer = json.loads(cli.ok("layer", "--json", top_layer["parent"]))[0]
     assert base_layer["diff-digest"] == diff_ids[0] and "parent" not in base_layer
+    # The diffs of layers skopeo wrote reproduce the original tar streams.
+    for layer_id, diff_id in ((top, diff_ids[1]), (top_layer["parent"], diff_ids[0])):
+        diff = cli("diff", "-u", layer_id)
+        assert diff.rc == 0, diff.err
+        assert "sha256:" + hashlib.sha256(diff.raw).hexdigest() == diff_id
     mount_point = Path(cli.ok("mount", top).strip())
     try:
         assert (mount_point / "etc" / "hello").read_text() == "hello from layer one\n"
@@ -163,6 +168,10 @@ def test_skopeo_image_roundtrip(cli: CLI, go_cli: CLI, tmp_path: Path) -> None:
     go_ids = [layer["id"] for layer in json.loads(go_layers.out)]
     assert go_ids == [layer["id"] for layer in json.loads(cli.ok("layers", "--json"))]
     assert top in go_ids and ctr["layer"] in go_ids
+    for args in (("image", image_id), ("image", "--json", image_id), ("container", "ctr"), ("layers",),
+                 ("images-by-digest", record["digest"]), ("list-image-data", image_id)):
+        ours, theirs = cli(*args), go_cli(*args)
+        assert (ours.rc, ours.out, ours.err) == (theirs.rc, theirs.out, theirs.err), args
     assert go_cli("container", "ctr").out.splitlines()[:3] == [f"ID: {container_id}", "Name: ctr", f"Image: {image_id}"]
 
     # skopeo reads it back too, by the new name.

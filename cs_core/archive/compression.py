@@ -111,7 +111,7 @@ class _ProcessReader(io.RawIOBase):
             rc = self._proc.wait()
             if rc != 0:
                 err = self._proc.stderr.read().decode(errors="replace").strip() if self._proc.stderr else ""
-                if "unexpected end" in err or "truncated" in err:
+                if any(w in err for w in ("unexpected end", "truncated", "premature end")):
                     raise UnexpectedEOF()
                 raise ArchiveError(f"decompressing: {err or f'exit status {rc}'}")
         return n or 0
