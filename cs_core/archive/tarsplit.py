@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import base64
 import gzip
+import io
 import json
 import mmap
 import os
@@ -238,12 +239,15 @@ def reassemble(tar_split: BinaryIO, getter: Callable[[str], str], out: BinaryIO)
     raises ``ChecksumMismatch`` (``file integrity checksum failed for "NAME"``).
     """
     out_fd: int | None = None
-    try:
-        fileno = out.fileno()
-        out.flush()
-        out_fd = fileno
-    except (AttributeError, OSError, ValueError):
-        out_fd = None
+    # Write payloads straight to the descriptor only for plain files: a compressing wrapper
+    # (gzip, zstd) also answers fileno() with the descriptor of what it compresses into.
+    if isinstance(out, (io.FileIO, io.BufferedWriter, io.BufferedRandom)):
+        try:
+            fileno = out.fileno()
+            out.flush()
+            out_fd = fileno
+        except (OSError, ValueError):
+            out_fd = None
     total = 0
     seen: set[str] = set()
     for entry in iter_entries(tar_split):

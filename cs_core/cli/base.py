@@ -19,9 +19,11 @@ command-line rules hold for plugin commands too::
 
 from __future__ import annotations
 
+import os
 import sys
-from collections.abc import Callable
-from typing import TYPE_CHECKING, Any, TypeVar
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import TYPE_CHECKING, Any, BinaryIO, TypeVar
 
 import click
 
@@ -98,6 +100,28 @@ def file_option(help_text: str) -> Callable[[F], F]:
         return click.option("--file", "-f", "file", default="", help=help_text)(func)
 
     return decorate
+
+
+@contextmanager
+def diff_input(file: str, label: str) -> Iterator[BinaryIO]:
+    """The diff to apply: ``file`` or stdin, with a progress bar when stderr is a terminal."""
+    from cs_core.archive.progress import with_progress
+
+    if file:
+        with open(file, "rb") as fh:
+            total = os.fstat(fh.fileno()).st_size
+            stream = with_progress(fh, label, total)
+            try:
+                yield stream
+            finally:
+                stream.close()
+        return
+    stream = with_progress(sys.stdin.buffer, label)
+    try:
+        yield stream
+    finally:
+        if stream is not sys.stdin.buffer:
+            stream.close()
 
 
 def name_option(func: F) -> F:

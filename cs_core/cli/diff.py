@@ -8,7 +8,7 @@ from typing import Any
 
 import click
 
-from cs_core.cli.base import Invocation, command, file_option, json_option
+from cs_core.cli.base import Invocation, command, diff_input, file_option, json_option
 from cs_core.errors import NotSupported
 from cs_core.records import COMPRESSION_BZIP2, COMPRESSION_GZIP, COMPRESSION_NONE, COMPRESSION_XZ
 
@@ -93,11 +93,8 @@ def diff(inv: Invocation, args: tuple[str, ...], file: str, uncompressed: bool, 
 @file_option("Read from file instead of stdin")
 @click.pass_obj
 def applydiff(inv: Invocation, args: tuple[str, ...], file: str) -> int:
-    if file:
-        with open(file, "rb") as fh:
-            inv.store.apply_diff(args[0], fh)
-    else:
-        inv.store.apply_diff(args[0], sys.stdin.buffer)
+    with diff_input(file, "applying diff") as stream:
+        inv.store.apply_diff(args[0], stream)
     return 0
 
 

@@ -11,6 +11,7 @@ import click
 from cs_core.cli.base import (
     Invocation,
     command,
+    diff_input,
     file_option,
     idmap_options,
     json_option,
@@ -72,10 +73,8 @@ def create_layer(inv: Invocation, args: tuple[str, ...], **opts: Any) -> int:
 @file_option("Read layer diff from the specified file")
 @click.pass_obj
 def import_layer(inv: Invocation, args: tuple[str, ...], **opts: Any) -> int:
-    if opts["file"]:
-        with open(opts["file"], "rb") as fh:
-            return _create(inv, args, opts, fh)
-    return _create(inv, args, opts, sys.stdin.buffer)
+    with diff_input(opts["file"], "importing layer") as stream:
+        return _create(inv, args, opts, stream)
 
 
 @command(
