@@ -15,6 +15,7 @@ $(STAMP): pyproject.toml $(wildcard drivers/*/pyproject.toml plugins/*/pyproject
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip setuptools wheel
 	$(BIN)/python -m pip install -q --no-build-isolation $(EDITABLES)
+	$(BIN)/python -m compileall -q cs_core drivers plugins >/dev/null
 	touch $(STAMP)
 
 demo: install

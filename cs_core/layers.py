@@ -13,7 +13,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any, BinaryIO
 
-from cs_core import archive, gojson
+from cs_core import gojson
 from cs_core.driver import ApplyDiffOpts, CreateOpts, GraphDriver, MountOpts
 from cs_core.errors import (
     DuplicateID,
@@ -325,6 +325,8 @@ class LayerStore(RecordStore[Layer]):
         """Apply a (possibly compressed) tar stream to ``layer`` and record its digests."""
         if self.read_only:
             raise ReadOnlyStore()
+        from cs_core import archive
+
         ingest = archive.LayerIngest(stream)
         parent = layer.parent
         size = self.driver.apply_diff(
@@ -378,7 +380,9 @@ class LayerStore(RecordStore[Layer]):
         writer: BinaryIO = out
         closer = None
         if compression != COMPRESSION_NONE:
-            closer = archive.open_compressed_writer(out, compression)
+            from cs_core.archive import open_compressed_writer
+
+            closer = open_compressed_writer(out, compression)
             writer = closer
         try:
             parent_id = parent.id if parent is not None else ""
@@ -404,7 +408,9 @@ class LayerStore(RecordStore[Layer]):
 
         try:
             with open(tar_split, "rb") as fh:
-                archive.reassemble(fh, getter, out)
+                from cs_core.archive import reassemble
+
+                reassemble(fh, getter, out)
         finally:
             if mounted:
                 self.driver.put(layer.id)

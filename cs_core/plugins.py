@@ -164,21 +164,28 @@ def _register(pm: pluggy.PluginManager, namespace: str, name: str, plugin: Any) 
 def _collect_specs(
     pm: pluggy.PluginManager, hook_name: str, namespace: str, spec_name: Callable[[Any], str]
 ) -> dict[str, tuple[Any, str]]:
-    """Call a registration hook implementation by implementation, keeping who gave what."""
+    """Call a registration hook implementation by implementation, keeping who gave what.
+
+    Distributions are looked up (which is slow) only to name both sides of a conflict.
+    """
     specs: dict[str, tuple[Any, str]] = {}
     for impl in getattr(pm.hook, hook_name).get_hookimpls():
         result: Iterable[Any] | None = impl.function()
-        plugin_ns, _, entry_name = impl.plugin_name.partition(":")
-        owner = _distribution_of(plugin_ns, entry_name) if plugin_ns in NAMESPACES else impl.plugin_name
         for spec in result or ():
             key = spec_name(spec)
-            if key in specs and specs[key][1] != owner:
+            if key in specs and specs[key][1] != impl.plugin_name:
                 raise PluginError(
                     f"{_KIND[namespace]} {key!r} is claimed by more than one plugin: distributions "
-                    f"{specs[key][1]} and {owner}"
+                    f"{_owner(specs[key][1])} and {_owner(impl.plugin_name)}"
                 )
-            specs[key] = (spec, owner)
+            specs[key] = (spec, impl.plugin_name)
     return specs
+
+
+def _owner(plugin_name: str) -> str:
+    """The distribution behind a registered plugin name (``namespace:entry``)."""
+    namespace, _, entry = plugin_name.partition(":")
+    return _distribution_of(namespace, entry) if namespace in NAMESPACES else plugin_name
 
 
 def load_plugins(metadata: str, resolvers: list[str], extensions: list[str]) -> PluginSet:

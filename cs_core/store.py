@@ -770,8 +770,15 @@ class Store:
                         f'the container name "{name}" is already in use by {holder.id}. You have to remove that '
                         "container to be able to reuse that name: that name is already in use"
                     )
-            if parent is not None and (tuple(uidmap), tuple(gidmap)) != (parent.uidmap, parent.gidmap):
-                parent = self._mapped_top_layer(image_record, parent, tuple(uidmap), tuple(gidmap))
+            uidmap, gidmap = tuple(uidmap), tuple(gidmap)
+            shift = bool(uidmap or gidmap) and self.driver.supports_shifting(uidmap, gidmap)
+            if parent is not None:
+                # storage.md 4.4 step 5 / 11.3: the top-layer variant with the requested maps.
+                parent = self._mapped_top_layer(image_record, parent, uidmap, gidmap, shift)
+                if not uidmap and not host_uid_mapping:
+                    uidmap = parent.uidmap
+                if not gidmap and not host_gid_mapping:
+                    gidmap = parent.gidmap
             volatile = volatile or self.transient
             layer = self.layer_store.create(
                 "",
@@ -779,8 +786,8 @@ class Store:
                 [],
                 mount_label,
                 {},
-                tuple(uidmap) if (uidmap or host_uid_mapping or parent is None) else parent.uidmap,
-                tuple(gidmap) if (gidmap or host_gid_mapping or parent is None) else parent.gidmap,
+                () if shift else uidmap,
+                () if shift else gidmap,
                 True,
                 volatile=volatile,
             )
@@ -810,13 +817,21 @@ class Store:
         self._notify("cs_container_created", container=container)
         return container
 
-    def _mapped_top_layer(self, image: Image | None, top: Layer, uidmap: Mapping, gidmap: Mapping) -> Layer:
-        """A copy of the image's top layer with the requested maps (storage.md 11.3)."""
+    def _mapped_top_layer(
+        self, image: Image | None, top: Layer, uidmap: Mapping, gidmap: Mapping, shift: bool = False
+    ) -> Layer:
+        """The image's top layer, or a copy of it, with the requested maps (storage.md 11.3)."""
         assert image is not None
         for candidate_id in [image.top_layer, *image.mapped_top_layers]:
             candidate = self._find_layer(candidate_id)
-            if candidate is not None and (candidate.uidmap, candidate.gidmap) == (uidmap, gidmap):
+            if candidate is None or (candidate.parent and self._find_layer(candidate.parent) is None):
+                continue
+            if shift and not candidate.uidmap and not candidate.gidmap:
                 return candidate
+            if (candidate.uidmap, candidate.gidmap) == (uidmap, gidmap):
+                return candidate
+        if shift:
+            uidmap, gidmap = (), ()
         if image.read_only or self._store_of_layer(top).read_only:
             return top
         parent = self._find_layer(top.parent) if top.parent else None

@@ -272,8 +272,10 @@ def test_we_read_go_containers(cli: CLI, go_cli: CLI) -> None:
         ours, theirs = cli(*args), go_cli(*args)
         assert (ours.rc, ours.out, ours.err) == (theirs.rc, theirs.out, theirs.err), args
     cli.ok("delete-container", "c")
+    # Go made a mapped copy only if the driver cannot shift the maps; both layers go either way.
+    left = cli.ok("layers", "-q").split()
     res = cli("delete-image", "img")
-    assert res.rc == 0 and len(res.err.splitlines()) == 2
+    assert res.rc == 0 and sorted(res.err.split()[1::2]) == sorted(left)
     assert go_cli.ok("layers") == "" and go_cli.ok("containers") == ""
 
 

@@ -10,7 +10,6 @@ import os
 from pathlib import Path
 
 import pytest
-
 from conftest import CLI
 
 SHA_HELLO = "sha256:" + hashlib.sha256(b"hello").hexdigest()

@@ -19,7 +19,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-
 from conftest import CLI, GO_CLI
 
 SKOPEO = shutil.which("skopeo") or ""

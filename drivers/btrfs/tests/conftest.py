@@ -7,10 +7,10 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
-from cs_driver_btrfs.driver import BtrfsDriver
-from cs_driver_btrfs.loopback import LoopUnavailable, loop_btrfs
 
 from cs_core.driver import DriverOptions
+from cs_driver_btrfs.driver import BtrfsDriver
+from cs_driver_btrfs.loopback import LoopUnavailable, loop_btrfs
 
 
 def _btrfs(workdir: Path) -> Iterator[Path]:

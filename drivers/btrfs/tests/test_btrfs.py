@@ -11,12 +11,12 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from cs_driver_btrfs import fs, ioctl
-from cs_driver_btrfs.driver import BtrfsDriver, probe
-from cs_driver_btrfs.plugin import cs_graphdrivers
 
 from cs_core.driver import CreateOpts, DriverOptions, MountOpts
 from cs_core.errors import DriverNotSupported, InvalidOption, StorageError
+from cs_driver_btrfs import fs, ioctl
+from cs_driver_btrfs.driver import BtrfsDriver, probe
+from cs_driver_btrfs.plugin import cs_graphdrivers
 
 DriverMaker = Callable[..., BtrfsDriver]
 OptionsMaker = Callable[..., DriverOptions]

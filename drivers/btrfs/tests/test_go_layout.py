@@ -16,10 +16,10 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from cs_driver_btrfs import fs
-from cs_driver_btrfs.driver import BtrfsDriver
 
 from cs_core.driver import CreateOpts, DriverOptions, MountOpts
+from cs_driver_btrfs import fs
+from cs_driver_btrfs.driver import BtrfsDriver
 
 GO_CLI = shutil.which("containers-storage")
 

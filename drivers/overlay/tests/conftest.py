@@ -8,9 +8,9 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from cs_driver_overlay.driver import OverlayDriver
 
 from cs_core.driver import DriverOptions
+from cs_driver_overlay.driver import OverlayDriver
 
 # The helper module sits beside this file; with --import-mode=importlib the test directory is
 # not on sys.path, so make it importable for the test modules (unique name: overlay_testlib).

@@ -8,6 +8,7 @@ import subprocess
 from collections.abc import Callable
 
 import pytest
+
 from cs_driver_overlay import syscalls
 from cs_driver_overlay.driver import OverlayDriver
 

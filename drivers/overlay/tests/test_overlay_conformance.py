@@ -5,10 +5,10 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 import pytest
-from cs_driver_overlay.driver import OverlayDriver
 from overlay_testlib import DriverFactory, requires_root_overlay
 
 from cs_core.testing import DriverConformance
+from cs_driver_overlay.driver import OverlayDriver
 
 pytestmark = requires_root_overlay
 

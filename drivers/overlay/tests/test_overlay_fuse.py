@@ -7,11 +7,11 @@ import shutil
 from pathlib import Path
 
 import pytest
-from cs_driver_overlay import syscalls
 from overlay_testlib import DriverFactory, overlay_mounts_under
 
 from cs_core.driver import CreateOpts, MountOpts
 from cs_core.idmap import IDMap
+from cs_driver_overlay import syscalls
 
 FUSE_OVERLAYFS = shutil.which("fuse-overlayfs") or "/usr/bin/fuse-overlayfs"
 

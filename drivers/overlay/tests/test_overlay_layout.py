@@ -10,12 +10,12 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from cs_driver_overlay import syscalls
-from cs_driver_overlay.driver import OverlayDriver
 from overlay_testlib import DriverFactory, requires_root_overlay
 
 from cs_core.driver import CreateOpts, MountOpts
 from cs_core.idmap import IDMap
+from cs_driver_overlay import syscalls
+from cs_driver_overlay.driver import OverlayDriver
 
 pytestmark = requires_root_overlay
 SHORT_RE = re.compile(r"^[A-Z2-7]{26}$")

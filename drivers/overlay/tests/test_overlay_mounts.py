@@ -8,12 +8,12 @@ import time
 from pathlib import Path
 
 import pytest
-from cs_driver_overlay import syscalls
-from cs_driver_overlay.driver import OverlayDriver
 from overlay_testlib import DriverFactory, overlay_mounts_under, requires_root_overlay
 
 from cs_core.driver import CreateOpts, MountOpts
 from cs_core.errors import NotFoundError
+from cs_driver_overlay import syscalls
+from cs_driver_overlay.driver import OverlayDriver
 
 pytestmark = requires_root_overlay
 

@@ -5,11 +5,11 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from cs_driver_overlay.options import parse_options, ram_in_bytes
 from overlay_testlib import DriverFactory, requires_root_overlay
 
 from cs_core.driver import CreateOpts
 from cs_core.errors import InvalidOption, NotSupported
+from cs_driver_overlay.options import parse_options, ram_in_bytes
 
 
 def test_prefixes_and_values(tmp_path: Path) -> None:

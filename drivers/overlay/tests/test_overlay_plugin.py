@@ -5,9 +5,8 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from cs_driver_overlay import plugin
-
 from cs_core.driver import DriverOptions, GraphDriverSpec
+from cs_driver_overlay import plugin
 
 
 def test_spec(tmp_path: Path) -> None:

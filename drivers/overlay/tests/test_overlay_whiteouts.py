@@ -9,13 +9,13 @@ import tarfile
 from pathlib import Path
 
 import pytest
-from cs_driver_overlay.driver import OverlayDriver
-from cs_driver_overlay.native import native_changes, tree_size
-from cs_driver_overlay.whiteouts import OverlayWhiteoutConverter
 from overlay_testlib import requires_root_overlay
 
 from cs_core.driver import ApplyDiffOpts, CreateOpts, MountOpts
 from cs_core.records import Change
+from cs_driver_overlay.driver import OverlayDriver
+from cs_driver_overlay.native import native_changes, tree_size
+from cs_driver_overlay.whiteouts import OverlayWhiteoutConverter
 
 pytestmark = requires_root_overlay
 NO_MAPS = ((), ())

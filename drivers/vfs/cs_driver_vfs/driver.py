@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 
-from cs_core import archive
 from cs_core.driver import (
     ApplyDiffOpts,
     CreateOpts,
@@ -68,7 +67,9 @@ class VfsDriver(GraphDriver):
                 parent_dir = self.dir(parent)
                 st = os.stat(parent_dir)
                 os.mkdir(path, 0o700)
-                archive.copy_tree(parent_dir, path)
+                from cs_core.archive import copy_tree
+
+                copy_tree(parent_dir, path)
                 os.chown(path, st.st_uid, st.st_gid)
                 os.chmod(path, st.st_mode & 0o7777)
             else:
