@@ -11,6 +11,11 @@ The public API:
 * errors in :mod:`cs_core.errors`, the driver interface in :mod:`cs_core.driver`, the tar engine
   in :mod:`cs_core.archive`, conformance kits in :mod:`cs_core.testing`.
 
+Plugins may import these modules and nothing else of the core: ``cs_core`` itself,
+:mod:`cs_core.hookspecs`, :mod:`cs_core.driver`, :mod:`cs_core.archive`, :mod:`cs_core.errors`,
+:mod:`cs_core.records`, :mod:`cs_core.idmap`, :mod:`cs_core.gojson`, :mod:`cs_core.fsutil` and
+:mod:`cs_core.testing`.  A test (``tests/test_plugin_boundaries.py``) holds our own plugins to it.
+
 Importing this package imports no plugin: plugins are loaded by :func:`open_store`, and only the
 ones the configuration selects.
 """

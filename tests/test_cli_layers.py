@@ -172,3 +172,15 @@ def test_yaml_backend_keeps_every_command_working(cli: CLI, tmp_path: Path) -> N
     assert cli("delete-layer", "ychild").rc == 0
     assert [r["id"] for r in json.loads(cli.ok("layers", "--json"))] == [base]
     assert cli.ok("wipe") == ""
+
+
+def test_invalid_config_is_one_clear_line(cli: CLI, tmp_path: Path) -> None:
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("driver: [x]\n")
+    cli.env["CONTAINERS_STORAGE_CONFIG"] = str(bad)
+    res = cli("layers")
+    assert res.rc == 1 and res.out == f"error initializing: {bad}: key 'driver': expected a string, got list\n"
+    bad.write_text("metadata: toml\n")
+    res = cli("layers")
+    assert res.rc == 1 and "unknown metadata backend 'toml'" in res.out and "installed: json, yaml" in res.out
+    assert res.err == "" and not (cli.graph / f"{cli.driver}-layers").exists()

@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING
 from cs_driver_overlay.native import is_opaque, is_whiteout, needs_opaque_marker
 
 if TYPE_CHECKING:
-    from cs_core.archive.saferoot import SafeRoot
+    from cs_core.archive import SafeRoot
 
 WHITEOUT_PREFIX = ".wh."
 WHITEOUT_OPAQUE_DIR = ".wh..wh..opq"

@@ -168,7 +168,7 @@ def test_opaque_marker_lower_scan_rules(tmp_path: Path) -> None:
 
 
 def test_on_read_with_safe_root(tmp_path: Path) -> None:
-    from cs_core.archive.saferoot import SafeRoot
+    from cs_core.archive import SafeRoot
 
     dest = tmp_path / "diff"
     (dest / "d").mkdir(parents=True)
