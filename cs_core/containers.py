@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-import hashlib
 import os
 from collections.abc import Callable
 from typing import Any
 
-from cs_core.errors import ReadOnlyStore
-from cs_core.fsutil import atomic_write, big_data_file_name, remove_all
+from cs_core.fsutil import remove_all
 from cs_core.hookspecs import MetadataBackendSpec
 from cs_core.locking import get_lockfile
 from cs_core.records import LOCATION_STABLE, LOCATION_VOLATILE, Container
@@ -54,9 +52,6 @@ class ContainerStore(RecordStore[Container]):
     def by_layer(self, reference: str) -> str | None:
         return self.by_layer_map.get(reference)
 
-    def data_dir(self, container_id: str) -> str:
-        return os.path.join(self.container_dir, container_id)
-
     def run_data_dir(self, container_id: str) -> str:
         return os.path.join(self.run_dir, container_id)
 
@@ -66,20 +61,6 @@ class ContainerStore(RecordStore[Container]):
         remove_all(self.data_dir(container.id))
 
     def set_big_data(self, container: Container, key: str, data: bytes) -> None:
-        if self.read_only:
-            raise ReadOnlyStore()
-        name = big_data_file_name(key)
-        os.makedirs(self.data_dir(container.id), mode=0o700, exist_ok=True)
-        atomic_write(os.path.join(self.data_dir(container.id), name), data)
-        digest = "sha256:" + hashlib.sha256(data).hexdigest()
-        changed = container.big_data_sizes.get(key) != len(data) or container.big_data_digests.get(key) != digest
-        container.big_data_sizes[key] = len(data)
-        container.big_data_digests[key] = digest
-        if key not in container.big_data_names:
-            container.big_data_names.append(key)
-            changed = True
-        if changed:
+        """Write an item and record its size and digest."""
+        if self.write_sized_item(container, key, data):
             self.save(container.location)
-
-    def big_data_path(self, container: Container, key: str) -> str:
-        return os.path.join(self.data_dir(container.id), big_data_file_name(key))

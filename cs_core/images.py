@@ -9,7 +9,7 @@ from typing import Any
 
 from cs_core.digests import validate_digest
 from cs_core.errors import ReadOnlyStore, StorageError
-from cs_core.fsutil import atomic_write, big_data_file_name, remove_all
+from cs_core.fsutil import remove_all
 from cs_core.hookspecs import MetadataBackendSpec
 from cs_core.locking import get_lockfile
 from cs_core.records import LOCATION_STABLE, Image
@@ -78,9 +78,6 @@ class ImageStore(RecordStore[Image]):
         ids = self.by_digest_map.get(reference, [])
         return ids[0] if len(ids) == 1 else None
 
-    def data_dir(self, image_id: str) -> str:
-        return os.path.join(self.image_dir, image_id)
-
     def create(self, image: Image) -> Image:
         if self.read_only:
             raise ReadOnlyStore()
@@ -111,23 +108,10 @@ class ImageStore(RecordStore[Image]):
         remove_all(self.data_dir(image.id))
 
     def set_big_data(self, image: Image, key: str, data: bytes) -> None:
-        if self.read_only:
-            raise ReadOnlyStore()
-        name = big_data_file_name(key)
-        os.makedirs(self.data_dir(image.id), mode=0o700, exist_ok=True)
-        atomic_write(os.path.join(self.data_dir(image.id), name), data)
-        digest = sha256_digest(data)
-        changed = image.big_data_sizes.get(key) != len(data) or image.big_data_digests.get(key) != digest
-        image.big_data_sizes[key] = len(data)
-        image.big_data_digests[key] = digest
-        if key not in image.big_data_names:
-            image.big_data_names.append(key)
-            changed = True
+        """Write an item, record its size and digest, and refresh the image's digests."""
+        changed = self.write_sized_item(image, key, data)
         self._unindex(image)
         self.recompute_digests(image)
         self._index(image)
         if changed:
             self.save()
-
-    def big_data_path(self, image: Image, key: str) -> str:
-        return os.path.join(self.data_dir(image.id), big_data_file_name(key))

@@ -190,9 +190,6 @@ class LayerStore(RecordStore[Layer]):
     def tar_split_path(self, layer_id: str) -> str:
         return os.path.join(self.layer_dir, f"{layer_id}.tar-split.gz")
 
-    def data_dir(self, layer_id: str) -> str:
-        return os.path.join(self.layer_dir, layer_id)
-
     # ---- create / delete --------------------------------------------------------------------
     def create(
         self,
@@ -491,9 +488,6 @@ class LayerStore(RecordStore[Layer]):
         if key not in layer.big_data_names:
             layer.big_data_names.append(key)
             self.save(layer.location)
-
-    def big_data_path(self, layer: Layer, key: str) -> str:
-        return os.path.join(self.data_dir(layer.id), big_data_file_name(key))
 
     def lookup_by_digest(self, digest: str, compressed: bool) -> list[Layer]:
         index = self.by_compressed if compressed else self.by_uncompressed

@@ -7,6 +7,7 @@ process wrote, the ID/name indexes and the name-resolution chain.
 
 from __future__ import annotations
 
+import hashlib
 import os
 import secrets
 from collections.abc import Callable, Iterator
@@ -14,7 +15,7 @@ from contextlib import contextmanager
 from typing import Any, Generic, TypeVar
 
 from cs_core.errors import DuplicateName, ReadOnlyStore, StoreMetadataError
-from cs_core.fsutil import atomic_write
+from cs_core.fsutil import atomic_write, big_data_file_name
 from cs_core.hookspecs import MetadataBackendSpec
 from cs_core.locking import LockFile
 from cs_core.records import LOCATION_STABLE, LOCATION_VOLATILE
@@ -55,8 +56,11 @@ class RecordStore(Generic[R]):
         files: dict[int, str],
         resolve: Callable[[str, str, Any], str | None],
         read_only: bool = False,
+        data_root: str = "",
     ) -> None:
         self.record_type = record_type
+        #: The directory holding one data directory (big data) per record.
+        self.data_root = data_root or os.path.dirname(files[min(files)])
         self.backend = backend
         self.lock = lock
         #: location bit -> file path
@@ -220,6 +224,31 @@ class RecordStore(Generic[R]):
             return None
         record_id = self._resolve(self.kind, reference, self)
         return self.by_id_map.get(record_id) if record_id else None
+
+    # ---- big data -------------------------------------------------------------------------
+    def data_dir(self, record_id: str) -> str:
+        """The directory of a record's big-data files."""
+        return os.path.join(self.data_root, record_id)
+
+    def big_data_path(self, record: R, key: str) -> str:
+        """The file of one big-data item (storage.md 0.6 naming)."""
+        return os.path.join(self.data_dir(record.id), big_data_file_name(key))
+
+    def write_sized_item(self, record: R, key: str, data: bytes) -> bool:
+        """Write a big-data item and record its size and SHA-256; return whether the record changed."""
+        if self.read_only:
+            raise ReadOnlyStore()
+        path = self.big_data_path(record, key)
+        os.makedirs(os.path.dirname(path), mode=0o700, exist_ok=True)
+        atomic_write(path, data)
+        digest = "sha256:" + hashlib.sha256(data).hexdigest()
+        changed = record.big_data_sizes.get(key) != len(data) or record.big_data_digests.get(key) != digest
+        record.big_data_sizes[key] = len(data)
+        record.big_data_digests[key] = digest
+        if key not in record.big_data_names:
+            record.big_data_names.append(key)
+            changed = True
+        return changed
 
     # ---- mutation helpers (caller holds the write lock and saves) --------------------------
     def check_new_names(self, names: list[str], error: Callable[[str, R], Exception] | None = None) -> None:
