@@ -50,3 +50,51 @@ def with_progress(stream: BinaryIO, label: str, total: int | None = None, *, ena
         return cast(BinaryIO, io.BufferedReader(_ProgressReader(stream, label, total), 1 << 20))
     except ImportError:
         return stream
+
+
+class _ProgressWriter(io.RawIOBase):
+    def __init__(self, inner: BinaryIO, label: str, total: int | None) -> None:
+        from rich.console import Console
+        from rich.progress import BarColumn, DownloadColumn, Progress, TransferSpeedColumn
+
+        self._inner = inner
+        self._progress = Progress(
+            "[progress.description]{task.description}",
+            BarColumn(),
+            DownloadColumn(),
+            TransferSpeedColumn(),
+            console=Console(stderr=True),
+            transient=True,
+        )
+        self._task = self._progress.add_task(label, total=total)
+        self._progress.start()
+
+    def writable(self) -> bool:
+        return True
+
+    def write(self, b: Any) -> int:
+        self._inner.write(b)
+        n = len(b)
+        self._progress.advance(self._task, n)
+        return n
+
+    def flush(self) -> None:
+        self._inner.flush()
+
+    def close(self) -> None:
+        if not self.closed:
+            self._inner.flush()
+            self._progress.stop()
+        super().close()
+
+
+def with_write_progress(out: BinaryIO, label: str, total: int | None = None, *, enabled: bool | None = None) -> BinaryIO:
+    """Wrap an output stream with a progress bar when stderr is a TTY; ``close()`` leaves ``out`` open."""
+    if enabled is None:
+        enabled = sys.stderr.isatty()
+    if not enabled:
+        return out
+    try:
+        return cast(BinaryIO, _ProgressWriter(out, label, total))
+    except ImportError:
+        return out

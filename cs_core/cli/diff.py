@@ -4,7 +4,7 @@
 from __future__ import annotations
 
 import sys
-from typing import Any
+from typing import Any, BinaryIO
 
 import click
 
@@ -81,12 +81,24 @@ def diff(inv: Invocation, args: tuple[str, ...], file: str, uncompressed: bool, 
     parent = args[1] if len(args) > 1 else None
     if file:
         with open(file, "wb") as out:
-            inv.store.diff(args[0], parent, out, compression)
+            _write_diff(inv, args[0], parent, out, compression)
     else:
         sys.stdout.flush()
-        inv.store.diff(args[0], parent, sys.stdout.buffer, compression)
+        _write_diff(inv, args[0], parent, sys.stdout.buffer, compression)
         sys.stdout.buffer.flush()
     return 0
+
+
+def _write_diff(inv: Invocation, layer: str, parent: str | None, out: BinaryIO, compression: int | None) -> None:
+    """Write the diff, with a progress bar on stderr when it is a terminal."""
+    from cs_core.archive.progress import with_write_progress
+
+    sink = with_write_progress(out, "writing diff")
+    try:
+        inv.store.diff(layer, parent, sink, compression)
+    finally:
+        if sink is not out:
+            sink.close()
 
 
 @command("applydiff", aliases=("apply-diff",), min_args=1, max_args=1, usage="layerNameOrID", help="Apply a diff to a layer")
