@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import base64
+import ctypes
+import functools
 import os
 import secrets
 import shutil
@@ -103,18 +105,24 @@ def is_mount_point(path: str) -> bool:
     return path in mount_points()
 
 
+@functools.cache
+def libc() -> ctypes.CDLL:
+    """The C library, for system calls Python does not wrap (mount, umount2, ioctl buffers ...).
+
+    ``dlopen(NULL)`` finds libc's symbols in the running interpreter without running
+    ``ldconfig`` the way ``ctypes.util.find_library`` does (which costs a process per start).
+    """
+    return ctypes.CDLL(None, use_errno=True)
+
+
 def unmount_below(path: str) -> None:
     """Lazily unmount everything mounted at or below ``path`` (deepest first)."""
-    import ctypes
-    import ctypes.util
-
     prefix = os.path.realpath(path)
     targets = [m for m in mount_points() if m == prefix or m.startswith(prefix + "/")]
     if not targets:
         return
-    libc = ctypes.CDLL(ctypes.util.find_library("c"), use_errno=True)
     for target in sorted(targets, key=len, reverse=True):
-        libc.umount2(target.encode(), 2)  # MNT_DETACH
+        libc().umount2(target.encode(), 2)  # MNT_DETACH
 
 
 def big_data_file_name(key: str) -> str:

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import ctypes
-import ctypes.util
 import os
+
+from cs_core.fsutil import libc
 
 #: ``BTRFS_SUPER_MAGIC``.
 BTRFS_MAGIC = 0x9123683E
@@ -34,10 +35,6 @@ class _Statfs(ctypes.Structure):
     ]
 
 
-def _libc() -> ctypes.CDLL:
-    return ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
-
-
 def _raise_errno(what: str, path: str) -> None:
     err = ctypes.get_errno()
     raise OSError(err, f"{what}: {os.strerror(err)}", path)
@@ -46,7 +43,7 @@ def _raise_errno(what: str, path: str) -> None:
 def fs_magic(path: str) -> int:
     """The ``f_type`` of ``statfs(path)``."""
     buf = _Statfs()
-    if _libc().statfs(os.fsencode(path), ctypes.byref(buf)) != 0:
+    if libc().statfs(os.fsencode(path), ctypes.byref(buf)) != 0:
         _raise_errno("statfs", path)
     return int(buf.f_type) & 0xFFFFFFFF
 
@@ -83,21 +80,21 @@ def make_private_mount(path: str) -> bool:
 
     Returns whether a bind mount was created (so the caller knows to unmount it later).
     """
-    libc = _libc()
+    c = libc()
     target = os.fsencode(os.path.realpath(path))
     created = False
     if not is_mount_point(path):
-        if libc.mount(target, target, b"none", ctypes.c_ulong(_MS_BIND | _MS_REC), None) != 0:
+        if c.mount(target, target, b"none", ctypes.c_ulong(_MS_BIND | _MS_REC), None) != 0:
             _raise_errno("bind mount", path)
         created = True
-    if libc.mount(b"none", target, None, ctypes.c_ulong(_MS_PRIVATE), None) != 0:
+    if c.mount(b"none", target, None, ctypes.c_ulong(_MS_PRIVATE), None) != 0:
         _raise_errno("make private", path)
     return created
 
 
 def unmount(path: str) -> None:
     """Lazily unmount ``path``; a path that is not mounted is not an error."""
-    if _libc().umount2(os.fsencode(os.path.realpath(path)), _MNT_DETACH) != 0:
+    if libc().umount2(os.fsencode(os.path.realpath(path)), _MNT_DETACH) != 0:
         err = ctypes.get_errno()
         if err not in (22, 2):  # EINVAL: not a mount point; ENOENT
             raise OSError(err, f"unmount: {os.strerror(err)}", path)

@@ -8,8 +8,9 @@ Failures raise :class:`OSError` with the C ``errno``.
 from __future__ import annotations
 
 import ctypes
-import ctypes.util
 import os
+
+from cs_core.fsutil import libc
 
 MS_RDONLY = 0x1
 MS_NOSUID = 0x2
@@ -63,7 +64,7 @@ UNSUPPORTED_BACKING = frozenset({"aufs", "overlayfs", "ecryptfs"})
 #: Network file systems.
 NETWORK_FS = frozenset({"nfs", "smb", "ceph", "cifs", "gpfs"})
 
-_libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
+_libc = libc()
 _libc.mount.argtypes = [ctypes.c_char_p, ctypes.c_char_p, ctypes.c_char_p, ctypes.c_ulong, ctypes.c_char_p]
 _libc.umount2.argtypes = [ctypes.c_char_p, ctypes.c_int]
 _libc.statfs.argtypes = [ctypes.c_char_p, ctypes.c_void_p]
