@@ -814,6 +814,7 @@ class Store:
             except BaseException:
                 self.layer_store.delete(layer)
                 raise
+        self._notify("cs_layer_created", layer=layer)
         self._notify("cs_container_created", container=container)
         return container
 
@@ -840,6 +841,7 @@ class Store:
         )
         image.mapped_top_layers.append(copy.id)
         self.image_store_rw.save()
+        self._notify("cs_layer_created", layer=copy)
         return copy
 
     def containers(self) -> list[Container]:

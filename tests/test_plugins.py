@@ -122,6 +122,27 @@ def test_events_reach_an_extension(site: Path, tmp_path: Path) -> None:
             @hookimpl
             def cs_layer_deleted(store, layer_id):
                 _w('deleted ' + layer_id)
+            @hookimpl
+            def cs_image_created(store, image):
+                _w('image ' + image.id)
+            @hookimpl
+            def cs_image_deleted(store, image_id):
+                _w('image-deleted ' + image_id)
+            @hookimpl
+            def cs_container_created(store, container):
+                _w('container ' + container.id)
+            @hookimpl
+            def cs_container_deleted(store, container_id):
+                _w('container-deleted ' + container_id)
+            @hookimpl
+            def cs_layer_mounted(store, layer, path):
+                _w('mounted ' + layer.id)
+            @hookimpl
+            def cs_layer_unmounted(store, layer, still_mounted):
+                _w('unmounted ' + layer.id + ' ' + str(still_mounted))
+            @hookimpl
+            def cs_metadata_changed(store, kind, record_id):
+                _w('metadata ' + kind + ' ' + record_id)
             """
         },
     )
@@ -134,11 +155,21 @@ def test_events_reach_an_extension(site: Path, tmp_path: Path) -> None:
     s = open_store(load_options(graph_root={str(tmp_path / 'g')!r}, run_root={str(tmp_path / 'r')!r}, driver='vfs'))
     layer = s.create_layer(layer_id='l1')
     s.add_names('l1', ['n1'])
+    s.mount('l1')
+    s.unmount('l1')
+    s.set_metadata('l1', 'md')
     s.delete_layer('l1')
+    s.create_image(image_id='i1')
+    s.create_container('i1', container_id='c1')
+    s.delete_container('c1')
+    s.delete_image('i1')
     """
     res = run_py(site, code, tmp_path)
     assert res.returncode == 0, res.stderr
-    assert log.read_text().splitlines() == ["created l1", "names layer n1", "deleted l1"]
+    lines = log.read_text().splitlines()
+    assert lines[:6] == ["created l1", "names layer n1", "mounted l1", "unmounted l1 False", "metadata layer l1", "deleted l1"]
+    assert lines[6:8] == ["image i1", lines[7]] and lines[7].startswith("created ")
+    assert lines[8:] == ["container c1", f"deleted {lines[7][8:]}", "container-deleted c1", "image-deleted i1"]
 
 
 def test_every_hook_is_documented() -> None:
