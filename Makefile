@@ -25,7 +25,7 @@ lint: install
 	$(BIN)/ruff check cs_core drivers plugins tests examples bench
 
 typecheck: install
-	$(BIN)/mypy cs_core drivers/*/cs_driver_* plugins/*/cs_metadata_*
+	$(BIN)/mypy cs_core drivers/*/cs_driver_* plugins/*/cs_metadata_* examples/third-party-driver/cs_driver_snapshotdir examples/library_usage.py bench/run.py
 
 pytest: install
 	$(BIN)/python -m pytest -q $(PYTEST_ARGS)
