@@ -106,7 +106,10 @@ def bench_apply(base: Path, layer_tar: Path, rounds: int, driver: str, compresse
         if not src.exists():
             with open(layer_tar, "rb") as fin, gzip.open(src, "wb", compresslevel=6) as fout:
                 shutil.copyfileobj(fin, fout, 1 << 20)
-    ours_t, go_t, tar_t, rss = [], [], [], 0
+    ours_t: list[float] = []
+    go_t: list[float] = []
+    tar_t: list[float] = []
+    rss = 0
     for _ in range(rounds):
         for who, cli, sink in (("ours", OURS, ours_t), ("go", [GO], go_t)):
             if who == "go" and not GO:
@@ -126,7 +129,9 @@ def bench_apply(base: Path, layer_tar: Path, rounds: int, driver: str, compresse
 
 
 def bench_diff(base: Path, layer_tar: Path, rounds: int, driver: str, gzip_out: bool) -> None:
-    ours_t, go_t, tar_t = [], [], []
+    ours_t: list[float] = []
+    go_t: list[float] = []
+    tar_t: list[float] = []
     for _ in range(rounds):
         for who, cli, sink in (("ours", OURS, ours_t), ("go", [GO], go_t)):
             if who == "go" and not GO:
@@ -147,7 +152,8 @@ def bench_diff(base: Path, layer_tar: Path, rounds: int, driver: str, gzip_out: 
 
 
 def bench_mount_chain(base: Path, rounds: int, depth: int = 50) -> None:
-    ours_t, go_t = [], []
+    ours_t: list[float] = []
+    go_t: list[float] = []
     for _ in range(rounds):
         for who, cli, sink in (("ours", OURS, ours_t), ("go", [GO], go_t)):
             if who == "go" and not GO:
