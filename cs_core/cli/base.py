@@ -208,8 +208,9 @@ class Invocation:
 
     @staticmethod
     def print(text: str = "") -> None:
-        """A line on stdout."""
+        """A line on stdout, written at once (as Go does) so it interleaves with stderr in order."""
         sys.stdout.write(text + "\n")
+        sys.stdout.flush()
 
     @staticmethod
     def eprint(text: str = "") -> None:

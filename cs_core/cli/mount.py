@@ -35,8 +35,8 @@ def mount(inv: Invocation, args: tuple[str, ...], json: bool, opt: str, label: s
             status = 1
             results.append({"id": ref, "mountpoint": "", "error": str(exc)})
             if not json:
-                inv.print("")
                 inv.eprint(f"{exc} while mounting {ref}")
+                inv.print("")
     if json:
         inv.print_json(results)
     return status
@@ -70,11 +70,18 @@ def unmount(inv: Invocation, args: tuple[str, ...], json: bool, force: bool) -> 
         except StorageError as exc:
             status = 1
             results.append({"id": ref, "error": str(exc)})
-            if not json:
-                inv.eprint(f"{exc} while unmounting {ref}")
+    _report(inv, results, json, "while unmounting")
+    return status
+
+
+def _report(inv: Invocation, results: list[dict[str, str]], json: bool, what: str, suffix: str = "") -> None:
+    """After the loop, as Go does: the JSON list, or each failure on stderr."""
     if json:
         inv.print_json(results)
-    return status
+        return
+    for result in results:
+        if result["error"]:
+            inv.eprint(f"{result['error']} {what} {result['id']}{suffix}")
 
 
 @command("mounted", min_args=1, max_args=None, usage="LayerOrContainerNameOrID [...]", help="Check if a file system is mounted")
@@ -92,10 +99,7 @@ def mounted(inv: Invocation, args: tuple[str, ...], json: bool) -> int:
         except StorageError as exc:
             status = 1
             results.append({"id": ref, "error": str(exc)})
-            if not json:
-                inv.eprint(f"{exc} checking if {ref} is mounted")
-    if json:
-        inv.print_json(results)
+    _report(inv, results, json, "checking if", " is mounted")
     return status
 
 
