@@ -21,7 +21,7 @@ from cs_core.driver import (
 from cs_core.errors import DriverNotSupported, InvalidOption, NotFoundError, NotSupported, StorageError
 from cs_core.idmap import root_id
 from cs_core.records import Change
-from cs_driver_overlay import layout, mounting, native, probes, syscalls
+from cs_driver_overlay import layout, mounting, native, probes, quota, syscalls
 from cs_driver_overlay.options import OverlayOptions, mount_option_list, parse_options
 from cs_driver_overlay.whiteouts import OverlayWhiteoutConverter
 
@@ -85,7 +85,7 @@ class OverlayDriver(GraphDriver):
         for store in self.opts.image_stores:
             os.makedirs(os.path.join(store, "overlay", layout.LINK_DIR), mode=0o755, exist_ok=True)
         self.backing_fs = syscalls.fs_name(syscalls.statfs_type(os.path.dirname(self.home.rstrip("/")) or "/"))
-        self._check_quota_options()
+        self.quota_ctl: quota.ProjectQuotaControl | None = None
         self.supports_dtype = probes.supports_dtype(self.home)
         self.mount_program = self.opts.mount_program
         flag = layout.read_text(os.path.join(self.home, MOUNT_PROGRAM_FLAG))
@@ -111,6 +111,7 @@ class OverlayDriver(GraphDriver):
                 f"'overlay' is not supported over {self.backing_fs}, a mount_program is required: "
                 "backing file system is unsupported for this graph driver"
             )
+        self._setup_quota()
         self.userxattr = os.geteuid() != 0 and not self.mount_program
         mountopt = self.opts.mount_options
         if self.mount_program:
@@ -131,15 +132,24 @@ class OverlayDriver(GraphDriver):
             self._mount_home_private()
 
     # ---- init helpers ------------------------------------------------------------------------
-    def _check_quota_options(self) -> None:
-        if self.opts.quota_size is None and self.opts.quota_inodes is None:
-            return
+    def _setup_quota(self) -> None:
+        """On xfs try project quotas; ``size``/``inodes`` options require them (Go's texts)."""
+        wanted = bool(self.opts.quota_size) or bool(self.opts.quota_inodes)
         if self.backing_fs != "xfs":
-            raise InvalidOption(
-                "storage option overlay.size and overlay.inodes only supported for backingFS XFS. "
-                f"Found {self.backing_fs}"
-            )
-        raise NotSupported("overlay: project quotas are not implemented by this driver")
+            if wanted:
+                raise InvalidOption(
+                    "storage option overlay.size and overlay.inodes only supported for backingFS XFS. "
+                    f"Found {self.backing_fs}"
+                )
+            return
+        try:
+            self.quota_ctl = quota.ProjectQuotaControl(self.home)
+        except (NotSupported, OSError) as exc:
+            if wanted:
+                raise InvalidOption(
+                    "storage options overlay.size and overlay.inodes not supported. "
+                    f"Filesystem does not support Project Quota: {exc}"
+                ) from exc
 
     def _write_mount_program_flag(self, value: str) -> None:
         path = os.path.join(self.home, MOUNT_PROGRAM_FLAG)
@@ -196,13 +206,7 @@ class OverlayDriver(GraphDriver):
     # ---- lifecycle ---------------------------------------------------------------------------
     def create(self, layer_id: str, parent: str, opts: CreateOpts, read_write: bool) -> None:
         """Create the layer directory, its short link, and ``lower``/``empty``."""
-        if opts.storage_opt:
-            if not read_write:
-                for key in ("size", "inodes"):
-                    if key in opts.storage_opt:
-                        raise InvalidOption(f"--storage-opt {key} is only supported for ReadWrite Layers")
-            else:
-                raise NotSupported("--storage-opt is supported only for overlay over xfs with 'pquota' mount option")
+        limits = self._layer_quota(opts.storage_opt, read_write)
         if read_write and self.opts.force_mask is not None and not self.mount_program:
             raise InvalidOption(
                 "overlay: force_mask option for writeable layers is only supported with a mount_program"
@@ -232,6 +236,8 @@ class OverlayDriver(GraphDriver):
         try:
             os.mkdir(layer_dir, 0o700)
             os.chown(layer_dir, uid, gid)
+            if self.quota_ctl is not None and (limits.size or limits.inodes):
+                self.quota_ctl.set_quota(layer_dir, limits)
             diff = os.path.join(layer_dir, "diff")
             os.mkdir(diff)
             os.chown(diff, uid, gid)
@@ -256,6 +262,20 @@ class OverlayDriver(GraphDriver):
             shutil.rmtree(layer_dir, ignore_errors=True)
             raise
 
+    def _layer_quota(self, storage_opt: dict[str, str], read_write: bool) -> quota.Quota:
+        """Validate per-layer storage options; RW layers default to the driver's size/inodes."""
+        if not read_write:
+            for key in ("size", "inodes"):
+                if key in storage_opt:
+                    raise InvalidOption(f"--storage-opt {key} is only supported for ReadWrite Layers")
+            return quota.parse_storage_opt(storage_opt)
+        if storage_opt and self.quota_ctl is None:
+            raise NotSupported("--storage-opt is supported only for overlay over xfs with 'pquota' mount option")
+        merged = dict(storage_opt)
+        merged.setdefault("size", str(self.opts.quota_size or 0))
+        merged.setdefault("inodes", str(self.opts.quota_inodes or 0))
+        return quota.parse_storage_opt(merged)
+
     def _lower_for_child(self, parent_dir: str) -> str:
         short = layout.read_text(os.path.join(parent_dir, "link"))
         if not short or not os.path.lexists(os.path.join(os.path.dirname(parent_dir), layout.LINK_DIR, short)):
@@ -278,6 +298,8 @@ class OverlayDriver(GraphDriver):
                 pass
         self._refs.forget(os.path.join(layer_dir, "merged"))
         _remove_tree(layer_dir)
+        if self.quota_ctl is not None:
+            self.quota_ctl.clear_quota(layer_dir)
 
     def exists(self, layer_id: str) -> bool:
         """Whether a layer directory exists (home or an additional store)."""
