@@ -19,13 +19,11 @@ _ESCAPES = (
     ("&", "\\u0026"),
     ("\u2028", "\\u2028"),
     ("\u2029", "\\u2029"),
-    ("\\b", "\\u0008"),
-    ("\\f", "\\u000c"),
 )
 
 
 def _go_escape(text: str) -> str:
-    for raw, escaped in _ESCAPES[:5]:
+    for raw, escaped in _ESCAPES:
         if raw in text:
             text = text.replace(raw, escaped)
     if "\\b" in text or "\\f" in text:

@@ -8,14 +8,13 @@ bytes.
 
 from __future__ import annotations
 
-import io
 import logging
 import os
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
 from typing import Any, BinaryIO
 
-from cs_core import __version__, gojson
+from cs_core import __version__
 from cs_core.config import StoreOptions, plugin_driver_options
 from cs_core.containers import ContainerStore
 from cs_core.driver import DriverOptions, GraphDriver, MountOpts
@@ -23,6 +22,7 @@ from cs_core.errors import (
     ContainerUnknown,
     DigestUnknown,
     DriverNotSupported,
+    DuplicateID,
     FileDoesNotExist,
     ImageUnknown,
     ImageUsedByContainer,
@@ -40,6 +40,7 @@ from cs_core.errors import (
     SizeUnknown,
     StorageError,
 )
+from cs_core.fsutil import remove_all
 from cs_core.idmap import IDMap, to_container
 from cs_core.images import ImageStore
 from cs_core.layers import LayerStore, wipe_order
@@ -520,8 +521,6 @@ class Store:
         """Remove data no record accounts for: container/image dirs and driver layers."""
         import re
 
-        from cs_core.fsutil import remove_all
-
         hex_id = re.compile(r"^[0-9a-f]{64}$")
         with self._write_all():
             for root, known in (
@@ -760,8 +759,6 @@ class Store:
                 gidmap = ()
             names = dedupe(list(names))
             if container_id and container_id in self.container_store.by_id_map:
-                from cs_core.errors import DuplicateID
-
                 raise DuplicateID()
             for name in names:
                 holder = self.container_store.by_name_map.get(name)
@@ -861,8 +858,6 @@ class Store:
         self._notify("cs_container_deleted", container_id=container.id)
 
     def _delete_container(self, container: Container) -> None:
-        from cs_core.fsutil import remove_all
-
         layer = self.layer_store.by_id_map.get(container.layer_id)
         if layer is not None:
             self._delete_layer_unchecked(layer)
@@ -1123,8 +1118,4 @@ class Store:
         """Nothing to release beyond the locks, which every call gives back."""
 
 
-def read_stream(data: bytes) -> BinaryIO:
-    return io.BytesIO(data)
-
-
-__all__ = ["Store", "open_store", "gojson"]
+__all__ = ["Store", "open_store"]
