@@ -43,12 +43,17 @@ class _DecompressErrors(io.RawIOBase):
 
     def __init__(self, inner: IO[bytes]) -> None:
         self._inner = inner
+        self._readinto = getattr(inner, "readinto", None)
 
     def readable(self) -> bool:
         return True
 
     def readinto(self, b: Any) -> int:
         try:
+            if self._readinto is not None:
+                # readinto straight into the caller's buffer: no copy, and much faster than
+                # read(n) on the gzip readers.
+                return int(self._readinto(b) or 0)
             data = self._inner.read(len(b))
         except EOFError as exc:
             raise UnexpectedEOF() from exc
@@ -136,8 +141,12 @@ def _open_zstd(raw: BinaryIO) -> IO[bytes]:
         return io.BufferedReader(_ProcessReader([exe, "-dc"], raw), 1 << 20)
 
 
-def open_decompressed(raw: BinaryIO, kind: int) -> BinaryIO:
-    """Return a streaming reader of the decompressed bytes of ``raw`` compressed with ``kind``."""
+def open_decompressed(raw: BinaryIO, kind: int, *, buffered: bool = True) -> BinaryIO:
+    """Return a streaming reader of the decompressed bytes of ``raw`` compressed with ``kind``.
+
+    ``buffered=False`` returns the raw reader (``readinto`` straight into the caller's buffer,
+    possibly short reads) for callers that read in large chunks anyway.
+    """
     inner: IO[bytes]
     if kind == COMPRESSION_NONE:
         return raw
@@ -151,6 +160,8 @@ def open_decompressed(raw: BinaryIO, kind: int) -> BinaryIO:
         inner = _open_zstd(raw)
     else:
         raise UnsupportedCompression(f"unsupported compression format {kind}")
+    if not buffered:
+        return cast(BinaryIO, _DecompressErrors(inner))
     return cast(BinaryIO, io.BufferedReader(_DecompressErrors(inner), 1 << 20))
 
 

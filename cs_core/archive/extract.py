@@ -106,8 +106,14 @@ class _Extractor(BaseListener):
         if not parent:
             return
         try:
-            with self.root.parent(parent) as (fd, base):
-                os.stat(base, dir_fd=fd, follow_symlinks=False)
+            # A parent that resolves to a directory exists: nothing to create.
+            self.root.dir_fd(parent)
+            return
+        except OSError:
+            pass
+        try:
+            fd, base = self.root.split(parent)
+            os.stat(base, dir_fd=fd, follow_symlinks=False)
             return
         except FileNotFoundError:
             pass
@@ -134,6 +140,7 @@ class _Extractor(BaseListener):
             raise ArchiveError(f"lstat /{dir_rel}: no such file or directory")
         if not stat.S_ISDIR(st.st_mode):
             return
+        self.root.forget_dirs()  # entries below are about to be deleted
         fd = self.root.open_dir(dir_rel)
         try:
             self._opaque_walk(fd, dir_rel)
@@ -163,6 +170,7 @@ class _Extractor(BaseListener):
 
     # ---- listener -----------------------------------------------------------------------------
     def on_member(self, member: Member) -> None:
+        self.root.trim()
         self.size += member.size
         self._member = None
         info = member.info
@@ -188,6 +196,15 @@ class _Extractor(BaseListener):
                     target = posixpath.join(parent, base[len(WHITEOUT_PREFIX) :])
                     self._remove(target)
                 return
+        mapped = False
+        if self.layer and self.converter is None and info.type in _REGULAR:
+            # Fast path for the common case of a new regular file: create it exclusively
+            # instead of checking first; an existing entry falls back to the general path.
+            info.uid = to_host(self.uidmap, int(info.uid))
+            info.gid = to_host(self.gidmap, int(info.gid))
+            mapped = True
+            if self._create_new_file(member, rel):
+                return
         st = self.root.lstat(rel)
         is_dir_member = info.type == b"5"
         if st is not None:
@@ -200,11 +217,30 @@ class _Extractor(BaseListener):
             if saved is not None:
                 self._link_from_aufs(member, saved, rel)
                 return
-        info.uid = to_host(self.uidmap, int(info.uid))
-        info.gid = to_host(self.gidmap, int(info.gid))
+        if not mapped:
+            info.uid = to_host(self.uidmap, int(info.uid))
+            info.gid = to_host(self.gidmap, int(info.gid))
         if self.converter is not None and not self.converter.on_read(self.root, rel, info):
             return
         self._create(member, rel)
+
+    def _create_new_file(self, member: Member, rel: str) -> bool:
+        """Create regular file ``rel`` with ``O_EXCL``; False when something already is there."""
+        try:
+            pfd, base = self.root.split(rel)
+        except (FileNotFoundError, NotADirectoryError) as exc:
+            raise self._fail("open", rel, exc) from None
+        mask = self.force_mask
+        fmode = (mask if mask is not None else int(member.info.mode)) & 0o7777
+        try:
+            self._fd = os.open(base, _NEW_FILE_FLAGS, fmode, dir_fd=pfd)
+        except FileExistsError:
+            return False
+        except OSError as exc:
+            raise self._fail("open", rel, exc) from None
+        self._rel = rel
+        self._member = member
+        return True
 
     def _create(self, member: Member, rel: str) -> None:
         info = member.info
@@ -213,40 +249,40 @@ class _Extractor(BaseListener):
         mask = self.force_mask
         self._rel = rel
         try:
-            with self.root.parent(rel) as (pfd, base):
-                if t == b"5":
-                    st = None
-                    try:
-                        st = os.stat(base, dir_fd=pfd, follow_symlinks=False)
-                    except FileNotFoundError:
-                        pass
-                    if st is None or not stat.S_ISDIR(st.st_mode):
-                        os.mkdir(base, mask if mask is not None else mode, dir_fd=pfd)
-                elif t in (b"0", b"7", tarfile_REGA) or (mask is not None and t in (b"3", b"4", b"6")) or t not in _KNOWN:
-                    if t not in _KNOWN and mask is None:
-                        raise ArchiveError(f"unhandled tar header type {t[0] if t else 0}")
-                    fmode = (mask if mask is not None else mode) & 0o7777
-                    self._fd = os.open(base, os.O_CREAT | os.O_WRONLY | os.O_CLOEXEC | os.O_NOFOLLOW, fmode, dir_fd=pfd)
-                elif t in (b"3", b"4"):
-                    if self.in_userns:
-                        self._member = None
-                        return
-                    kind = stat.S_IFCHR if t == b"3" else stat.S_IFBLK
-                    os.mknod(base, mode | kind, os.makedev(info.devmajor, info.devminor), dir_fd=pfd)
-                elif t == b"6":
-                    os.mknod(base, mode | stat.S_IFIFO, dir_fd=pfd)
-                elif t == b"1":
-                    target = clean_rel(info.linkname)
-                    try:
-                        with self.root.parent(target) as (tfd, tbase):
-                            os.link(tbase, base, src_dir_fd=tfd, dst_dir_fd=pfd, follow_symlinks=False)
-                    except OSError as exc:
-                        msg = exc.strerror or str(exc)
-                        raise ArchiveError(f"link /{target} /{rel}: {msg[:1].lower()}{msg[1:]}") from None
-                elif t == b"2":
-                    os.symlink(info.linkname, base, dir_fd=pfd)
-                elif t == b"g":
+            pfd, base = self.root.split(rel)
+            if t == b"5":
+                st = None
+                try:
+                    st = os.stat(base, dir_fd=pfd, follow_symlinks=False)
+                except FileNotFoundError:
+                    pass
+                if st is None or not stat.S_ISDIR(st.st_mode):
+                    os.mkdir(base, mask if mask is not None else mode, dir_fd=pfd)
+            elif t in (b"0", b"7", tarfile_REGA) or (mask is not None and t in (b"3", b"4", b"6")) or t not in _KNOWN:
+                if t not in _KNOWN and mask is None:
+                    raise ArchiveError(f"unhandled tar header type {t[0] if t else 0}")
+                fmode = (mask if mask is not None else mode) & 0o7777
+                self._fd = os.open(base, os.O_CREAT | os.O_WRONLY | os.O_CLOEXEC | os.O_NOFOLLOW, fmode, dir_fd=pfd)
+            elif t in (b"3", b"4"):
+                if self.in_userns:
+                    self._member = None
                     return
+                kind = stat.S_IFCHR if t == b"3" else stat.S_IFBLK
+                os.mknod(base, mode | kind, os.makedev(info.devmajor, info.devminor), dir_fd=pfd)
+            elif t == b"6":
+                os.mknod(base, mode | stat.S_IFIFO, dir_fd=pfd)
+            elif t == b"1":
+                target = clean_rel(info.linkname)
+                try:
+                    tfd, tbase = self.root.split(target)
+                    os.link(tbase, base, src_dir_fd=tfd, dst_dir_fd=pfd, follow_symlinks=False)
+                except OSError as exc:
+                    msg = exc.strerror or str(exc)
+                    raise ArchiveError(f"link /{target} /{rel}: {msg[:1].lower()}{msg[1:]}") from None
+            elif t == b"2":
+                os.symlink(info.linkname, base, dir_fd=pfd)
+            elif t == b"g":
+                return
         except OSError as exc:
             raise self._fail("open", rel, exc) from None
         self._member = member
@@ -263,18 +299,30 @@ class _Extractor(BaseListener):
             raise self._fail("write", self._rel, exc) from None
 
     def on_member_end(self) -> None:
-        if self._fd >= 0:
-            os.close(self._fd)
-            self._fd = -1
+        fd = self._fd
         member = self._member
         if member is None:
+            if fd >= 0:
+                self._fd = -1
+                os.close(fd)
             return
         self._member = None
         rel = self._rel
         try:
-            self._finish(member, rel)
+            if fd >= 0 and member.info.type in _REGULAR:
+                # The file is still open: finish it through its descriptor.
+                self._finish_fd(member, rel, fd)
+            else:
+                if fd >= 0:
+                    self._fd = -1
+                    os.close(fd)
+                self._finish(member, rel)
         except OSError as exc:
             raise self._fail("chmod", rel, exc) from None
+        finally:
+            if self._fd >= 0:
+                os.close(self._fd)
+                self._fd = -1
         if member.info.type == b"5":
             self.dirs.append((rel, *self._times(member)))
         self.unpacked.add(rel)
@@ -290,53 +338,83 @@ class _Extractor(BaseListener):
             atime = 0
         return atime, mtime
 
+    def _finish_fd(self, member: Member, rel: str, fd: int) -> None:
+        """:meth:`_finish` for a regular file that is still open as ``fd``."""
+        info = member.info
+        mask = self.force_mask
+        if mask is None:
+            try:
+                os.chown(fd, int(info.uid), int(info.gid))
+            except OSError as exc:
+                if not self.ignore_chown_errors:
+                    raise ArchiveError(os_error_text("lchown", rel, exc)) from None
+                log.warning("Chown error detected. Ignoring due to ignoreChownErrors flag: %s", exc)
+        for key, value in member.xattrs.items():
+            if key == "security.selinux":
+                continue
+            try:
+                os.setxattr(fd, key, value)
+            except OSError as exc:
+                if exc.errno in (errno.ENOTSUP, errno.EOPNOTSUPP) or (exc.errno == errno.EPERM and self.in_userns):
+                    self.ignored_xattrs = True
+                    continue
+                raise ArchiveError(os_error_text("lsetxattr", rel, exc)) from None
+        if mask is not None:
+            ostat = f"{int(info.uid)}:{int(info.gid)}:{int(info.mode) & 0o7777:04o}:{_override_type(member)}"
+            try:
+                os.setxattr(fd, "user.containers.override_stat", ostat.encode())
+            except OSError as exc:
+                raise ArchiveError(os_error_text("lsetxattr", rel, exc)) from None
+        os.chmod(fd, (mask if mask is not None else int(info.mode)) & 0o7777)
+        os.utime(fd, ns=self._times(member))
+
     def _finish(self, member: Member, rel: str) -> None:
         info = member.info
         t = info.type
         mask = self.force_mask
-        with self.root.parent(rel) as (pfd, base):
-            if mask is None:
-                try:
-                    os.chown(base, int(info.uid), int(info.gid), dir_fd=pfd, follow_symlinks=False)
-                except OSError as exc:
-                    if not self.ignore_chown_errors:
-                        raise ArchiveError(os_error_text("lchown", rel, exc)) from None
-                    log.warning("Chown error detected. Ignoring due to ignoreChownErrors flag: %s", exc)
-            xpath = f"/proc/self/fd/{pfd}/{base}"
-            for key, value in member.xattrs.items():
-                if key == "security.selinux":
+        pfd, base = self.root.split(rel)
+        if mask is None:
+            try:
+                os.chown(base, int(info.uid), int(info.gid), dir_fd=pfd, follow_symlinks=False)
+            except OSError as exc:
+                if not self.ignore_chown_errors:
+                    raise ArchiveError(os_error_text("lchown", rel, exc)) from None
+                log.warning("Chown error detected. Ignoring due to ignoreChownErrors flag: %s", exc)
+        xpath = f"/proc/self/fd/{pfd}/{base}"
+        for key, value in member.xattrs.items():
+            if key == "security.selinux":
+                continue
+            try:
+                os.setxattr(xpath, key, value, follow_symlinks=False)
+            except OSError as exc:
+                if exc.errno in (errno.ENOTSUP, errno.EOPNOTSUPP) or (exc.errno == errno.EPERM and self.in_userns):
+                    self.ignored_xattrs = True
                     continue
-                try:
-                    os.setxattr(xpath, key, value, follow_symlinks=False)
-                except OSError as exc:
-                    if exc.errno in (errno.ENOTSUP, errno.EOPNOTSUPP) or (exc.errno == errno.EPERM and self.in_userns):
-                        self.ignored_xattrs = True
-                        continue
-                    raise ArchiveError(os_error_text("lsetxattr", rel, exc)) from None
-            if mask is not None and t != b"2":
-                ostat = f"{int(info.uid)}:{int(info.gid)}:{int(info.mode) & 0o7777:04o}:{_override_type(member)}"
-                try:
-                    os.setxattr(xpath, "user.containers.override_stat", ostat.encode(), follow_symlinks=False)
-                except OSError as exc:
-                    raise ArchiveError(os_error_text("lsetxattr", rel, exc)) from None
-            target_is_link = False
-            if t == b"1":
-                tst = self.root.lstat(clean_rel(info.linkname))
-                target_is_link = tst is not None and stat.S_ISLNK(tst.st_mode)
-            if t != b"2" and not target_is_link:
-                perm = (mask if mask is not None else int(info.mode)) & 0o7777
-                if mask is not None and t == b"5":
-                    perm = mask & 0o7777
-                os.chmod(base, perm, dir_fd=pfd)
-            if t != b"5" and not target_is_link:
-                os.utime(base, ns=self._times(member), dir_fd=pfd, follow_symlinks=False)
+                raise ArchiveError(os_error_text("lsetxattr", rel, exc)) from None
+        if mask is not None and t != b"2":
+            ostat = f"{int(info.uid)}:{int(info.gid)}:{int(info.mode) & 0o7777:04o}:{_override_type(member)}"
+            try:
+                os.setxattr(xpath, "user.containers.override_stat", ostat.encode(), follow_symlinks=False)
+            except OSError as exc:
+                raise ArchiveError(os_error_text("lsetxattr", rel, exc)) from None
+        target_is_link = False
+        if t == b"1":
+            tst = self.root.lstat(clean_rel(info.linkname))
+            target_is_link = tst is not None and stat.S_ISLNK(tst.st_mode)
+        if t != b"2" and not target_is_link:
+            perm = (mask if mask is not None else int(info.mode)) & 0o7777
+            if mask is not None and t == b"5":
+                perm = mask & 0o7777
+            os.chmod(base, perm, dir_fd=pfd)
+        if t != b"5" and not target_is_link:
+            os.utime(base, ns=self._times(member), dir_fd=pfd, follow_symlinks=False)
 
     def finish_dirs(self) -> None:
         """Re-apply directory times, in order of appearance."""
         for rel, atime, mtime in self.dirs:
             try:
-                with self.root.parent(rel) as (pfd, base):
-                    os.utime(base, ns=(atime, mtime), dir_fd=pfd, follow_symlinks=False)
+                pfd, base = self.root.split(rel)
+                os.utime(base, ns=(atime, mtime), dir_fd=pfd, follow_symlinks=False)
             except FileNotFoundError:
                 continue
             except OSError as exc:
@@ -373,6 +451,8 @@ class _Extractor(BaseListener):
 
 
 tarfile_REGA = b"\x00"
+_REGULAR = frozenset((b"0", b"7", b"\x00"))
+_NEW_FILE_FLAGS = os.O_CREAT | os.O_EXCL | os.O_WRONLY | os.O_CLOEXEC | os.O_NOFOLLOW
 _KNOWN = frozenset((b"0", b"\x00", b"1", b"2", b"3", b"4", b"5", b"6", b"7", b"g"))
 
 

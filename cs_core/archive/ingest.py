@@ -11,6 +11,10 @@ from __future__ import annotations
 
 import hashlib
 import io
+import queue
+import threading
+import weakref
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, BinaryIO, cast
 
@@ -19,7 +23,9 @@ from cs_core.archive.tarsplit import TarSplitRecorder
 from cs_core.archive.tarstream import TarListener, TarParser
 
 PEEK = 10240
-_CHUNK = 1 << 20
+_CHUNK = 256 << 10
+#: Buffers circulating between the reader thread and the parser (bounds memory).
+_NBUF = 8
 
 
 @dataclass(slots=True)
@@ -41,6 +47,7 @@ class _HashingReader(io.RawIOBase):
     def __init__(self, head: bytes, raw: BinaryIO) -> None:
         self._head = head
         self._raw = raw
+        self._raw_readinto = getattr(raw, "readinto", None)
         self.hash = hashlib.sha256()
         self.count = 0
 
@@ -52,6 +59,8 @@ class _HashingReader(io.RawIOBase):
             n = min(len(b), len(self._head))
             b[:n] = self._head[:n]
             self._head = self._head[n:]
+        elif self._raw_readinto is not None:
+            n = self._raw_readinto(b) or 0
         else:
             data = self._raw.read(len(b))
             n = len(data)
@@ -62,40 +71,151 @@ class _HashingReader(io.RawIOBase):
         return n
 
 
-class TarStream(io.RawIOBase):
-    """The uncompressed tar stream; reading it parses and records it."""
+class _Prefetcher:
+    """A background thread that fills buffers from the source while the caller parses.
 
-    def __init__(self, source: BinaryIO, parser: TarParser, *, hashing: bool = True) -> None:
+    Reading, decompressing and hashing release the GIL, so they run on a second core while
+    the main thread parses and extracts.  Memory is bounded: ``_NBUF`` buffers of ``_CHUNK``
+    bytes circulate between the thread and the consumer.  Errors are delivered in stream
+    order, at the point where the consumer reaches them.  ``after_eof`` runs in the thread
+    once the source is exhausted (draining the raw input); :meth:`join` waits for it.
+    """
+
+    def __init__(self, source: BinaryIO, hashing: bool, after_eof: Callable[[], None]) -> None:
+        self._source = source
+        self.hash: Any = hashlib.sha256() if hashing else None
+        self._after_eof = after_eof
+        self._free: queue.SimpleQueue[bytearray | None] = queue.SimpleQueue()
+        for _ in range(_NBUF):
+            self._free.put(bytearray(_CHUNK))
+        self._full: queue.SimpleQueue[tuple[bytearray | None, int, BaseException | None]] = queue.SimpleQueue()
+        self._late_error: BaseException | None = None
+        self._stopped = False
+        self._thread = threading.Thread(target=self._run, name="cs-ingest-reader", daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        readinto = getattr(self._source, "readinto", None)
+        try:
+            while True:
+                buf = self._free.get()
+                if buf is None or self._stopped:
+                    return
+                if readinto is not None:
+                    n = readinto(buf) or 0
+                else:
+                    data = self._source.read(len(buf))
+                    n = len(data)
+                    buf[:n] = data
+                if n and self.hash is not None:
+                    self.hash.update(memoryview(buf)[:n])
+                self._full.put((buf, n, None))
+                if not n:
+                    break
+        except BaseException as exc:  # noqa: BLE001 - handed to the consumer, in stream order
+            self._full.put((None, 0, exc))
+            return
+        try:
+            self._after_eof()
+        except BaseException as exc:  # noqa: BLE001 - raised by join()
+            self._late_error = exc
+
+    def get(self) -> tuple[bytearray, int]:
+        """The next filled buffer and its length (0 at the end); give it back with :meth:`release`."""
+        buf, n, exc = self._full.get()
+        if exc is not None:
+            self._full.put((None, 0, exc))  # stays at the end of the stream
+            raise exc
+        assert buf is not None
+        return buf, n
+
+    def release(self, buf: bytearray) -> None:
+        self._free.put(buf)
+
+    def join(self) -> None:
+        """Wait for the thread (source and raw input fully read); re-raise a late error."""
+        self._thread.join()
+        if self._late_error is not None:
+            raise self._late_error
+
+    def stop(self) -> None:
+        """Ask the thread to stop at the next buffer (it may be blocked in a read)."""
+        self._stopped = True
+        self._free.put(None)
+
+
+class TarStream(io.RawIOBase):
+    """The uncompressed tar stream; reading it parses and records it.
+
+    The bytes come from a :class:`_Prefetcher` thread; ``hash``/``count`` describe the whole
+    uncompressed stream once it was read to the end.
+    """
+
+    def __init__(self, source: BinaryIO, parser: TarParser, *, hashing: bool = True,
+                 after_eof: Callable[[], None] = lambda: None) -> None:
         self._source = source
         self.parser = parser
-        self.hash: Any = hashlib.sha256() if hashing else None
+        self._hashing = hashing
+        self._after_eof = after_eof
+        self._pump: _Prefetcher | None = None
+        self._finalizer: weakref.finalize | None = None
+        self._buf: bytearray | None = None
+        self._pos = 0
+        self._len = 0
         self.count = 0
         self._eof = False
+
+    @property
+    def hash(self) -> Any:
+        """The sha256 of the uncompressed stream (``None`` when not hashing)."""
+        return self._start().hash
+
+    def _start(self) -> _Prefetcher:
+        pump = self._pump
+        if pump is None:
+            pump = self._pump = _Prefetcher(self._source, self._hashing, self._after_eof)
+            # A stream abandoned after an error must not leave the thread waiting forever.
+            self._finalizer = weakref.finalize(self, pump.stop)
+        return pump
 
     def readable(self) -> bool:
         return True
 
-    def readinto(self, b: Any) -> int:
-        if self._eof:
-            return 0
-        mv = memoryview(b).cast("B")
-        readinto = getattr(self._source, "readinto", None)
-        if readinto is not None:
-            n = readinto(mv) or 0
-        else:
-            data = self._source.read(len(mv))
-            n = len(data)
-            mv[:n] = data
+    def _next(self) -> bool:
+        """Fetch the next chunk into ``self._buf``; False (and the parser closed) at EOF."""
+        pump = self._start()
+        buf, n = pump.get()
         if n == 0:
+            pump.release(buf)
             self._eof = True
             self.parser.close()
-            return 0
-        chunk = mv[:n]
-        if self.hash is not None:
-            self.hash.update(chunk)
+            return False
+        self._buf, self._pos, self._len = buf, 0, n
+        return True
+
+    def _take(self, limit: int, out: memoryview | None = None) -> int:
+        """Parse and count up to ``limit`` bytes of the current chunk, copying them to ``out`` first."""
+        buf = self._buf
+        assert buf is not None
+        start = self._pos
+        end = min(self._len, start + limit)
+        n = end - start
+        chunk = memoryview(buf)[start:end]
+        if out is not None:
+            out[:n] = chunk
         self.count += n
         self.parser.feed(chunk)
+        self._pos = end
+        if end >= self._len:
+            self._buf = None
+            self._start().release(buf)
         return n
+
+    def readinto(self, b: Any) -> int:
+        if self._buf is None and (self._eof or not self._next()):
+            return 0
+        out = memoryview(b).cast("B")
+        return self._take(len(out), out)
 
     def attach_listener(self, listener: TarListener) -> None:
         """Have ``listener`` receive the parse events of the bytes read from now on."""
@@ -109,9 +229,19 @@ class TarStream(io.RawIOBase):
 
     def drain(self) -> None:
         """Read (and parse) everything that is left."""
-        buf = bytearray(_CHUNK)
-        while self.readinto(buf):
-            pass
+        while True:
+            if self._buf is None and (self._eof or not self._next()):
+                return
+            self._take(self._len)
+
+    def wait_input(self) -> None:
+        """After EOF: wait until the raw input was read completely (re-raising late errors)."""
+        self._start().join()
+
+    def close(self) -> None:
+        if self._pump is not None and not self._eof:
+            self._pump.stop()
+        super().close()
 
 
 class LayerIngest:
@@ -121,16 +251,24 @@ class LayerIngest:
         head = raw.read(PEEK) or b""
         self.compression = detect_compression(head)
         self._raw = _HashingReader(head, raw)
-        buffered = cast(BinaryIO, io.BufferedReader(self._raw, _CHUNK))
+        source: BinaryIO
         if self.compression == COMPRESSION_NONE:
-            source = buffered
+            source = cast(BinaryIO, self._raw)
         else:
-            source = open_decompressed(buffered, self.compression)
+            source = open_decompressed(cast(BinaryIO, io.BufferedReader(self._raw, _CHUNK)), self.compression,
+                                       buffered=False)
         self._source = source
         self.recorder = TarSplitRecorder()
         # Uncompressed input: the raw digest is the tar digest (HEAD skips the second hash too).
-        self._stream = TarStream(source, TarParser([self.recorder]), hashing=self.compression != COMPRESSION_NONE)
+        self._stream = TarStream(source, TarParser([self.recorder]), hashing=self.compression != COMPRESSION_NONE,
+                                 after_eof=self._drain_raw)
         self._result: IngestResult | None = None
+
+    def _drain_raw(self) -> None:
+        """Consume whatever the decompressor left unread (e.g. bytes after a gzip member)."""
+        buf = bytearray(_CHUNK)
+        while self._raw.readinto(buf):
+            pass
 
     @property
     def tar_stream(self) -> BinaryIO:
@@ -142,9 +280,7 @@ class LayerIngest:
         if self._result is not None:
             return self._result
         self._stream.drain()
-        # Consume whatever the decompressor left unread (e.g. bytes after a gzip member).
-        while self._raw.readinto(bytearray(_CHUNK)):
-            pass
+        self._stream.wait_input()
         self.recorder.finish()
         self._result = IngestResult(
             compressed_digest="sha256:" + self._raw.hash.hexdigest(),
@@ -164,6 +300,7 @@ class LayerIngest:
         self.recorder.write(fileobj)
 
     def close(self) -> None:
+        self._stream.close()
         try:
             self._source.close()
         except Exception:  # noqa: BLE001 - closing a failed decompressor must not mask errors

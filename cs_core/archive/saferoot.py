@@ -83,18 +83,73 @@ def os_error_text(op: str, rel: str, exc: OSError) -> str:
     return f"{op} /{rel}: {msg}"
 
 
+#: Directory descriptors kept by :meth:`SafeRoot.dir_fd` before :meth:`SafeRoot.trim` closes some.
+_DIR_CACHE_MAX = 256
+
+
 class SafeRoot:
-    """A directory treated as ``/`` for every path operation."""
+    """A directory treated as ``/`` for every path operation.
+
+    :meth:`dir_fd` keeps the ``O_PATH`` descriptors of resolved directories so that a stream
+    of members in the same directories resolves each directory once.  A cached descriptor is
+    only reused while the resolution it came from cannot have changed: removing a directory
+    or a symlink anywhere below the root (:meth:`remove_all`, :meth:`forget_dirs`) drops the
+    whole cache, and creating entries never changes how an existing path resolves.
+    """
 
     def __init__(self, path: str, *, use_openat2: bool | None = None) -> None:
         self.path = os.path.abspath(path)
         self.fd = os.open(self.path, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
         self._openat2 = openat2_available() if use_openat2 is None else (use_openat2 and openat2_available())
+        self._dirs: dict[str, int] = {}
+        self._retired: list[int] = []
 
     def close(self) -> None:
+        self.forget_dirs()
+        self.trim()
         if self.fd >= 0:
             os.close(self.fd)
             self.fd = -1
+
+    # ---- cached directory descriptors ---------------------------------------------------------
+    def dir_fd(self, rel: str) -> int:
+        """A cached ``O_PATH`` fd of directory ``rel`` (``""`` = the root); do not close it.
+
+        The descriptor stays open at least until the next :meth:`trim`; callers use it for
+        ``*at`` calls on the entries of that directory.
+        """
+        if not rel:
+            return self.fd
+        fd = self._dirs.get(rel)
+        if fd is None:
+            fd = self.open_dir(rel)
+            self._dirs[rel] = fd
+        return fd
+
+    def split(self, rel: str) -> tuple[int, str]:
+        """``(parent_fd, basename)`` of ``rel`` from the cache (see :meth:`dir_fd`); root -> ``(root_fd, ".")``."""
+        if not rel:
+            return self.fd, "."
+        head, _, base = rel.rpartition("/")
+        return self.dir_fd(head), base
+
+    def forget_dirs(self) -> None:
+        """Drop every cached directory (after the tree changed in a way the cache cannot follow)."""
+        if self._dirs:
+            self._retired.extend(self._dirs.values())
+            self._dirs = {}
+
+    def trim(self) -> None:
+        """Close retired descriptors and bound the cache; call when no cached fd is in use."""
+        retired = self._retired
+        if len(self._dirs) > _DIR_CACHE_MAX:
+            dirs = self._dirs
+            for key in list(dirs)[: len(dirs) - _DIR_CACHE_MAX // 2]:
+                retired.append(dirs.pop(key))
+        if retired:
+            for fd in retired:
+                os.close(fd)
+            retired.clear()
 
     def __enter__(self) -> SafeRoot:
         return self
@@ -158,8 +213,8 @@ class SafeRoot:
     def lstat(self, rel: str) -> os.stat_result | None:
         """``lstat`` inside the root; ``None`` when missing (or a parent is not a directory)."""
         try:
-            with self.parent(rel) as (fd, base):
-                return os.stat(base, dir_fd=fd, follow_symlinks=False)
+            fd, base = self.split(rel)
+            return os.stat(base, dir_fd=fd, follow_symlinks=False)
         except (FileNotFoundError, NotADirectoryError):
             return None
 
@@ -170,21 +225,21 @@ class SafeRoot:
         for i in range(len(parts)):
             prefix = "/".join(parts[: i + 1])
             try:
-                os.close(self.open_dir(prefix))
+                self.dir_fd(prefix)
                 continue
             except FileNotFoundError:
                 pass
-            with self.parent(prefix) as (fd, base):
-                try:
-                    os.mkdir(base, mode, dir_fd=fd)
-                except FileExistsError:
-                    st = os.stat(base, dir_fd=fd, follow_symlinks=False)
-                    if not stat.S_ISDIR(st.st_mode):
-                        raise NotADirectoryError(errno.ENOTDIR, os.strerror(errno.ENOTDIR), prefix) from None
-                    continue
-                os.chmod(base, mode, dir_fd=fd)
-                if owner is not None:
-                    os.chown(base, owner[0], owner[1], dir_fd=fd, follow_symlinks=False)
+            fd, base = self.split(prefix)
+            try:
+                os.mkdir(base, mode, dir_fd=fd)
+            except FileExistsError:
+                st = os.stat(base, dir_fd=fd, follow_symlinks=False)
+                if not stat.S_ISDIR(st.st_mode):
+                    raise NotADirectoryError(errno.ENOTDIR, os.strerror(errno.ENOTDIR), prefix) from None
+                continue
+            os.chmod(base, mode, dir_fd=fd)
+            if owner is not None:
+                os.chown(base, owner[0], owner[1], dir_fd=fd, follow_symlinks=False)
 
     def remove_all(self, rel: str) -> None:
         """``rm -rf`` of ``rel`` (missing is fine); the final component is never followed."""
@@ -196,6 +251,8 @@ class SafeRoot:
                     st = os.stat(base, dir_fd=fd, follow_symlinks=False)
                 except FileNotFoundError:
                     return
+                if stat.S_ISDIR(st.st_mode) or stat.S_ISLNK(st.st_mode):
+                    self.forget_dirs()
                 if stat.S_ISDIR(st.st_mode):
                     shutil.rmtree(base, dir_fd=fd)
                 else:

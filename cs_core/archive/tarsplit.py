@@ -14,6 +14,8 @@ import json
 import mmap
 import os
 import posixpath
+import re
+import zlib
 from collections.abc import Callable, Iterator
 from typing import Any, BinaryIO, cast
 
@@ -24,6 +26,19 @@ from cs_core.errors import ArchiveError, ChecksumMismatch
 SEGMENT = 2
 FILE = 1
 _TRAIL_CHUNK = 1 << 20
+#: Uncompressed JSON lines gathered before they are handed to the compressor.
+_LINES_CHUNK = 1 << 18
+
+_zlib_impl: Any
+try:
+    from isal import isal_zlib as _zlib_impl
+except ImportError:  # pragma: no cover - depends on the environment
+    _zlib_impl = zlib
+
+
+def _gzip_compressor() -> Any:
+    """A fast compressobj producing a complete gzip member (header and trailer included)."""
+    return _zlib_impl.compressobj(1, zlib.DEFLATED, 16 + zlib.MAX_WBITS)
 _GO_ESCAPES = str.maketrans({"<": "\\u003c", ">": "\\u003e", "&": "\\u0026", "\u2028": "\\u2028", "\u2029": "\\u2029"})
 
 
@@ -44,10 +59,17 @@ def _clean(name: str) -> str:
 
 
 class TarSplitRecorder(BaseListener):
-    """Collects tar-split entries as JSON lines, plus the UIDs/GIDs of the headers."""
+    """Collects tar-split entries as JSON lines, plus the UIDs/GIDs of the headers.
+
+    The lines are gzip-compressed as they are produced (only the compressed form is kept in
+    memory), so memory stays small even for layers with many members.
+    """
 
     def __init__(self) -> None:
-        self._lines: list[bytes] = []
+        self._lines = bytearray()
+        self._gz: Any = _gzip_compressor()
+        self._compressed: list[bytes] = []
+        self._sealed = False
         self._pending = bytearray()
         self._pos = 0
         self._seen: set[str] = set()
@@ -56,12 +78,20 @@ class TarSplitRecorder(BaseListener):
         self.uids: set[int] = set()
         self.gids: set[int] = set()
         self._trailing_open = False
+        self._trail = bytearray()
 
     # ---- entry encoding ---------------------------------------------------------------------
     def _segment(self, data: bytes | bytearray | memoryview) -> None:
         b64 = base64.b64encode(data).decode("ascii")
-        self._lines.append(b'{"type":2,"payload":"%s","position":%d}\n' % (b64.encode("ascii"), self._pos))
+        self._emit(b'{"type":2,"payload":"%s","position":%d}\n' % (b64.encode("ascii"), self._pos))
         self._pos += 1
+
+    def _emit(self, line: bytes) -> None:
+        lines = self._lines
+        lines += line
+        if len(lines) >= _LINES_CHUNK:
+            self._compressed.append(self._gz.compress(lines))
+            lines.clear()
 
     def _flush(self) -> None:
         if self._pending:
@@ -88,7 +118,7 @@ class TarSplitRecorder(BaseListener):
             parts.append(b'"payload":"' + base64.b64encode(payload) + b'",')
         parts.append(b'"position":%d}\n' % self._pos)
         self._pos += 1
-        self._lines.append(b"".join(parts))
+        self._emit(b"".join(parts))
 
     # ---- listener -----------------------------------------------------------------------------
     def on_raw(self, data: memoryview) -> None:
@@ -116,30 +146,64 @@ class TarSplitRecorder(BaseListener):
         self._trailing_open = True
 
     def on_trailing(self, data: memoryview) -> None:
-        for i in range(0, len(data), _TRAIL_CHUNK):
-            self._segment(data[i : i + _TRAIL_CHUNK])
+        # Segments of 1 MiB counted from the end-of-archive marker, like Go's padding reads,
+        # whatever the sizes of the chunks the stream was fed in.
+        trail = self._trail
+        trail += data
+        while len(trail) >= _TRAIL_CHUNK:
+            self._segment(trail[:_TRAIL_CHUNK])
+            del trail[:_TRAIL_CHUNK]
 
     def finish(self) -> None:
         """Flush pending bytes and write the final (possibly empty) segment like Go."""
+        if self._trail:
+            self._segment(self._trail)
+            self._trail = bytearray()
         self._flush()
         self._segment(b"")
 
     # ---- output -------------------------------------------------------------------------------
     def write(self, fileobj: BinaryIO) -> None:
-        """Write the gzip'd JSON lines to ``fileobj``."""
-        try:
-            from isal import igzip
-
-            gz: Any = igzip.IGzipFile(fileobj=fileobj, mode="wb", compresslevel=1)
-        except ImportError:
-            gz = gzip.GzipFile(fileobj=fileobj, mode="wb", compresslevel=1, mtime=0)
-        with gz:
-            for line in self._lines:
-                gz.write(line)
+        """Write the gzip'd JSON lines to ``fileobj`` (call after :meth:`finish`)."""
+        if not self._sealed:
+            self._sealed = True
+            self._compressed.append(self._gz.compress(self._lines))
+            self._compressed.append(self._gz.flush())
+            self._lines = bytearray()
+        for chunk in self._compressed:
+            fileobj.write(chunk)
 
     @property
     def entries_count(self) -> int:
         return self._pos
+
+
+# The shapes this module (and Go's tar-split) write; anything else goes through json.loads.
+_SEGMENT_LINE = re.compile(rb'\{"type":2,"payload":"([A-Za-z0-9+/=]*)","position":([0-9]+)\}\s*')
+_FILE_LINE = re.compile(
+    rb'\{"type":1,"name":"([^"\\\x00-\x1f]*)",(?:"size":([0-9]+),)?"payload":(?:"([A-Za-z0-9+/=]*)"|null),"position":([0-9]+)\}\s*'
+)
+
+
+def _decode_line(line: bytes) -> dict[str, Any]:
+    """One JSON line -> entry dict; the common shapes are decoded without the json module."""
+    m = _SEGMENT_LINE.fullmatch(line)
+    if m is not None:
+        return {"type": SEGMENT, "payload": m.group(1).decode("ascii"), "position": int(m.group(2))}
+    m = _FILE_LINE.fullmatch(line)
+    if m is not None:
+        try:
+            name = m.group(1).decode("utf-8")
+        except UnicodeDecodeError:
+            return cast(dict[str, Any], json.loads(line))
+        entry: dict[str, Any] = {"type": FILE, "name": name}
+        if m.group(2) is not None:
+            entry["size"] = int(m.group(2))
+        payload = m.group(3)
+        entry["payload"] = payload.decode("ascii") if payload is not None else None
+        entry["position"] = int(m.group(4))
+        return entry
+    return cast(dict[str, Any], json.loads(line))
 
 
 def iter_entries(tar_split: BinaryIO) -> Iterator[dict[str, Any]]:
@@ -154,7 +218,7 @@ def iter_entries(tar_split: BinaryIO) -> Iterator[dict[str, Any]]:
         stream = _Prepend(head, tar_split)
     for line in _lines(stream):
         if line.strip():
-            yield json.loads(line)
+            yield _decode_line(line)
 
 
 def _lines(stream: Any) -> Iterator[bytes]:
@@ -199,6 +263,73 @@ def _entry_name(entry: dict[str, Any]) -> str:
         return os.fsdecode(base64.b64decode(raw))
     return str(entry.get("name", ""))
 
+
+
+#: Payloads up to this size are read into the output buffer (fewer system calls than mmap +
+#: sendfile); larger ones are copied by the kernel.
+_SMALL_PAYLOAD = 1 << 20
+_OUT_BUFFER = 256 << 10
+
+
+class _OutBuffer:
+    """Gathers tar-split segments and small payloads into few large writes."""
+
+    def __init__(self, out: BinaryIO, out_fd: int | None) -> None:
+        self._out = out
+        self._fd = out_fd
+        self._buf = bytearray(_OUT_BUFFER + _SMALL_PAYLOAD)
+        self.view = memoryview(self._buf)
+        self.pos = 0
+
+    def add(self, data: bytes) -> None:
+        n = len(data)
+        if self.pos + n > len(self._buf):
+            self.flush()
+            if n > len(self._buf):
+                self._write(memoryview(data))
+                return
+        self.view[self.pos : self.pos + n] = data
+        self.pos += n
+        if self.pos >= _OUT_BUFFER:
+            self.flush()
+
+    def room(self, n: int) -> memoryview:
+        """A writable view of ``n`` bytes at the end of the buffer (commit with :meth:`commit`)."""
+        if self.pos + n > len(self._buf):
+            self.flush()
+        return self.view[self.pos : self.pos + n]
+
+    def commit(self, n: int) -> None:
+        self.pos += n
+        if self.pos >= _OUT_BUFFER:
+            self.flush()
+
+    def _write(self, mv: memoryview) -> None:
+        if self._fd is None:
+            self._out.write(mv)
+            return
+        while mv:
+            written = os.write(self._fd, mv)
+            mv = mv[written:]
+
+    def flush(self) -> None:
+        if self.pos:
+            self._write(self.view[: self.pos])
+            self.pos = 0
+
+
+def _read_small(src_fd: int, buf: _OutBuffer, size: int, name: str) -> int:
+    """Read a ``size``-byte payload into the output buffer; return its CRC-64."""
+    room = buf.room(size)
+    got = 0
+    while got < size:
+        n = os.readv(src_fd, [room[got:]])
+        if n <= 0:
+            raise ChecksumMismatch(f'file integrity checksum failed for "{name}"')
+        got += n
+    crc = crc64.update(0, room)
+    buf.commit(size)
+    return crc
 
 
 def _copy_payload(src_fd: int, out: BinaryIO, out_fd: int | None, size: int, name: str) -> int:
@@ -250,19 +381,15 @@ def reassemble(tar_split: BinaryIO, getter: Callable[[str], str], out: BinaryIO)
             out_fd = None
     total = 0
     seen: set[str] = set()
+    buf = _OutBuffer(out, out_fd)
+    b64decode = base64.b64decode
     for entry in iter_entries(tar_split):
         etype = entry.get("type")
         if etype == SEGMENT:
             payload = entry.get("payload")
             if payload:
-                data = base64.b64decode(payload)
-                if out_fd is not None:
-                    mv = memoryview(data)
-                    while mv:
-                        written = os.write(out_fd, mv)
-                        mv = mv[written:]
-                else:
-                    out.write(data)
+                data = b64decode(payload)
+                buf.add(data)
                 total += len(data)
             continue
         if etype != FILE:
@@ -278,11 +405,16 @@ def reassemble(tar_split: BinaryIO, getter: Callable[[str], str], out: BinaryIO)
         path = getter(name)
         fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
         try:
-            crc = _copy_payload(fd, out, out_fd, size, name)
+            if size <= _SMALL_PAYLOAD:
+                crc = _read_small(fd, buf, size, name)
+            else:
+                buf.flush()
+                crc = _copy_payload(fd, out, out_fd, size, name)
         finally:
             os.close(fd)
-        expected = base64.b64decode(entry.get("payload") or "")
+        expected = b64decode(entry.get("payload") or "")
         if expected and crc64.to_bytes(crc) != expected:
             raise ChecksumMismatch(f'file integrity checksum failed for "{name}"')
         total += size
+    buf.flush()
     return total
