@@ -9,7 +9,7 @@ import json
 import os
 from pathlib import Path
 
-from conftest import CLI
+from cs_testlib import CLI
 
 MAP = "0:100000:65536"
 GMAP = "0:200000:65536"

@@ -7,7 +7,7 @@ import json
 import os
 from pathlib import Path
 
-from conftest import CLI
+from cs_testlib import CLI
 
 
 def first_line(out: str) -> str:

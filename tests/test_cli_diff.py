@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 import zstandard
-from conftest import CLI
+from cs_testlib import CLI
 
 
 def build_tar(entries: list[tuple[str, str, bytes | str | None]], fmt: int = tarfile.GNU_FORMAT) -> bytes:

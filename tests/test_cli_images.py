@@ -10,7 +10,7 @@ import os
 from pathlib import Path
 
 import pytest
-from conftest import CLI
+from cs_testlib import CLI
 
 SHA_HELLO = "sha256:" + hashlib.sha256(b"hello").hexdigest()
 

@@ -6,7 +6,7 @@ import json
 import os
 from pathlib import Path
 
-from conftest import CLI
+from cs_testlib import CLI
 
 
 def new_layer(cli: CLI, *args: str) -> str:

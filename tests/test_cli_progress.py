@@ -9,7 +9,7 @@ import tarfile
 from pathlib import Path
 
 import pytest
-from conftest import CLI
+from cs_testlib import CLI
 
 
 def big_tar(path: Path) -> None:

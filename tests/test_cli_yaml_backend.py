@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-from conftest import CLI
+from cs_testlib import CLI
 
 
 @pytest.mark.parametrize("driver_name", ["vfs"])

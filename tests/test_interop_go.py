@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 
-from conftest import CLI
+from cs_testlib import CLI
 
 
 def test_go_reads_layers_we_create(cli: CLI, go_cli: CLI) -> None:

@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import CLI, GO_CLI
+from cs_testlib import CLI, GO_CLI
 
 SKOPEO = shutil.which("skopeo") or ""
 

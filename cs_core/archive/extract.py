@@ -197,7 +197,7 @@ class _Extractor(BaseListener):
                     self._remove(target)
                 return
         mapped = False
-        if self.layer and self.converter is None and info.type in _REGULAR:
+        if info.type in _REGULAR and self._plain_member(base):
             # Fast path for the common case of a new regular file: create it exclusively
             # instead of checking first; an existing entry falls back to the general path.
             info.uid = to_host(self.uidmap, int(info.uid))
@@ -223,6 +223,22 @@ class _Extractor(BaseListener):
         if self.converter is not None and not self.converter.on_read(self.root, rel, info):
             return
         self._create(member, rel)
+
+    def _plain_member(self, base: str) -> bool:
+        """Whether a regular-file member may take the ``O_EXCL`` fast path.
+
+        Without a converter it always may.  With one (Unpack only), only when the converter
+        declares ``PLAIN_NAMES_PASS`` (its ``on_read`` returns True without side effects for
+        members whose basename does not start with ``.wh.``) and ``base`` is such a name.
+        """
+        conv = self.converter
+        if conv is None:
+            return True
+        return (
+            not self.layer
+            and getattr(conv, PLAIN_NAMES_PASS, False) is True
+            and not base.startswith(WHITEOUT_PREFIX)
+        )
 
     def _create_new_file(self, member: Member, rel: str) -> bool:
         """Create regular file ``rel`` with ``O_EXCL``; False when something already is there."""
@@ -450,6 +466,8 @@ class _Extractor(BaseListener):
             shutil.rmtree(self._aufs_dir, ignore_errors=True)
 
 
+#: Opt-in attribute of a whiteout converter: ``on_read`` passes non-``.wh.`` names untouched.
+PLAIN_NAMES_PASS = "PLAIN_NAMES_PASS"
 tarfile_REGA = b"\x00"
 _REGULAR = frozenset((b"0", b"7", b"\x00"))
 _NEW_FILE_FLAGS = os.O_CREAT | os.O_EXCL | os.O_WRONLY | os.O_CLOEXEC | os.O_NOFOLLOW

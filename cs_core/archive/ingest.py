@@ -112,6 +112,8 @@ class _Prefetcher:
                 self._full.put((buf, n, None))
                 if not n:
                     break
+            if self._stopped:
+                return  # abandoned: nobody waits for the rest of the raw input
         except BaseException as exc:  # noqa: BLE001 - handed to the consumer, in stream order
             self._full.put((None, 0, exc))
             return
@@ -142,6 +144,17 @@ class _Prefetcher:
         """Ask the thread to stop at the next buffer (it may be blocked in a read)."""
         self._stopped = True
         self._free.put(None)
+
+    def shutdown(self, timeout: float = 1.0) -> None:
+        """:meth:`stop`, then wait (bounded) for the thread.
+
+        Run for abandoned streams and at interpreter exit, so the thread is not left inside a
+        read of a shared buffered file (e.g. ``sys.stdin``) while the interpreter finalizes
+        (which aborts with "could not acquire lock ... at interpreter shutdown").
+        """
+        self.stop()
+        if self._thread is not threading.current_thread():
+            self._thread.join(timeout)
 
 
 class TarStream(io.RawIOBase):
@@ -175,7 +188,7 @@ class TarStream(io.RawIOBase):
         if pump is None:
             pump = self._pump = _Prefetcher(self._source, self._hashing, self._after_eof)
             # A stream abandoned after an error must not leave the thread waiting forever.
-            self._finalizer = weakref.finalize(self, pump.stop)
+            self._finalizer = weakref.finalize(self, pump.shutdown)
         return pump
 
     def readable(self) -> bool:
@@ -240,7 +253,7 @@ class TarStream(io.RawIOBase):
 
     def close(self) -> None:
         if self._pump is not None and not self._eof:
-            self._pump.stop()
+            self._pump.shutdown()
         super().close()
 
 

@@ -33,7 +33,13 @@ WHITEOUT_LINK_DIR = ".wh..wh.plnk"
 
 
 class WhiteoutConverter(Protocol):
-    """Converts whiteouts between tar (AUFS/OCI) form and a driver's on-disk form."""
+    """Converts whiteouts between tar (AUFS/OCI) form and a driver's on-disk form.
+
+    Optional class attribute ``PLAIN_NAMES_PASS = True``: the converter promises that
+    ``on_read`` returns ``True`` without side effects for every member whose base name does not
+    start with ``.wh.``; ``unpack`` then creates such new regular files with one
+    ``O_CREAT|O_EXCL`` open instead of checking for an existing entry first.
+    """
 
     def on_write(
         self, rel_path: str, full_path: str, st: os.stat_result, info: tarfile.TarInfo

@@ -35,6 +35,10 @@ _XATTR_PAX = "SCHILY.xattr."
 class OverlayWhiteoutConverter:
     """Converts whiteouts between the kernel overlay format and the OCI/AUFS tar format."""
 
+    #: ``on_read`` passes members whose name does not start with ``.wh.`` untouched, so the
+    #: extractor may create new plain files directly (see ``cs_core.archive.WhiteoutConverter``).
+    PLAIN_NAMES_PASS = True
+
     def __init__(self, lowers: list[str], *, userxattr: bool = False) -> None:
         #: Diff directories of the lower layers, topmost first (for opaque-marker decisions).
         self.lowers = list(lowers)

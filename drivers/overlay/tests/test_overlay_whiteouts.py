@@ -14,7 +14,7 @@ from overlay_testlib import requires_root_overlay
 from cs_core.driver import ApplyDiffOpts, CreateOpts, MountOpts
 from cs_core.records import Change
 from cs_driver_overlay.driver import OverlayDriver
-from cs_driver_overlay.native import native_changes, tree_size
+from cs_driver_overlay.native import native_changes, tree_size, tree_usage
 from cs_driver_overlay.whiteouts import OverlayWhiteoutConverter
 
 pytestmark = requires_root_overlay
@@ -225,3 +225,18 @@ def test_diff_getter_searches_lowers(base_and_child: tuple[OverlayDriver, str, s
     assert getter("./d/x") == os.path.join(driver.home, base, "diff", "d", "x")
     with pytest.raises(FileNotFoundError):
         getter("nope")
+
+
+def test_tree_size_agrees_with_tree_usage(tmp_path: Path) -> None:
+    root = tmp_path / "diff"
+    (root / "d" / "e").mkdir(parents=True)
+    (root / "f").write_bytes(b"x" * 100)
+    os.link(root / "f", root / "d" / "hl")
+    outside = tmp_path / "outside"
+    outside.write_bytes(b"y" * 7)
+    os.link(outside, root / "d" / "e" / "linked-out")
+    os.symlink("f", root / "sym")
+    os.mkfifo(root / "fifo")
+    os.mknod(root / "gone", 0o600 | stat.S_IFCHR, os.makedev(0, 0))
+    assert tree_size(str(root)) == tree_usage(str(root))[0] == 100 + 7 + 1
+    assert tree_size(str(tmp_path / "missing")) == tree_usage(str(tmp_path / "missing"))[0] == 0
