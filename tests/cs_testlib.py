@@ -87,3 +87,20 @@ def unmount_below(path: Path) -> None:
     from cs_driver_btrfs.loopback import unmount_all
 
     unmount_all(str(path))
+
+
+def first_line(out: str) -> str:
+    """The ID a create command printed: the text before the first newline or TAB."""
+    return out.split("\n")[0].split("\t")[0]
+
+
+def new_layer(cli: CLI, *args: str) -> str:
+    return first_line(cli.ok("create-layer", *args))
+
+
+def new_image(cli: CLI, *args: str) -> str:
+    return first_line(cli.ok("create-image", *args))
+
+
+def new_container(cli: CLI, *args: str) -> str:
+    return first_line(cli.ok("create-container", *args))

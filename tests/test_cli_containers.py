@@ -9,26 +9,10 @@ import json
 import os
 from pathlib import Path
 
-from cs_testlib import CLI
+from cs_testlib import CLI, first_line, new_container, new_image, new_layer
 
 MAP = "0:100000:65536"
 GMAP = "0:200000:65536"
-
-
-def first_line(out: str) -> str:
-    return out.split("\n")[0].split("\t")[0]
-
-
-def new_layer(cli: CLI, *args: str) -> str:
-    return first_line(cli.ok("create-layer", *args))
-
-
-def new_image(cli: CLI, *args: str) -> str:
-    return first_line(cli.ok("create-image", *args))
-
-
-def new_container(cli: CLI, *args: str) -> str:
-    return first_line(cli.ok("create-container", *args))
 
 
 def records(cli: CLI, kind: str) -> list[dict[str, object]]:

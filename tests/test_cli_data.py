@@ -7,11 +7,7 @@ import json
 import os
 from pathlib import Path
 
-from cs_testlib import CLI
-
-
-def first_line(out: str) -> str:
-    return out.split("\n")[0].split("\t")[0]
+from cs_testlib import CLI, first_line
 
 
 def make_all(cli: CLI) -> tuple[str, str, str]:

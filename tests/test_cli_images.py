@@ -10,21 +10,9 @@ import os
 from pathlib import Path
 
 import pytest
-from cs_testlib import CLI
+from cs_testlib import CLI, first_line, new_image, new_layer
 
 SHA_HELLO = "sha256:" + hashlib.sha256(b"hello").hexdigest()
-
-
-def first_line(out: str) -> str:
-    return out.split("\n")[0].split("\t")[0]
-
-
-def new_layer(cli: CLI, *args: str) -> str:
-    return first_line(cli.ok("create-layer", *args))
-
-
-def new_image(cli: CLI, *args: str) -> str:
-    return first_line(cli.ok("create-image", *args))
 
 
 def test_create_image_text_and_json(cli: CLI) -> None:

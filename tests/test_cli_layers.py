@@ -6,12 +6,7 @@ import json
 import os
 from pathlib import Path
 
-from cs_testlib import CLI
-
-
-def new_layer(cli: CLI, *args: str) -> str:
-    out = cli.ok("create-layer", *args)
-    return out.split("\n")[0].split("\t")[0]
+from cs_testlib import CLI, new_layer
 
 
 def test_create_layer_text_and_json(cli: CLI) -> None:

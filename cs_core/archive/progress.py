@@ -12,16 +12,28 @@ import sys
 from typing import Any, BinaryIO, cast
 
 
+def _start_bar(label: str, total: int | None) -> tuple[Any, Any]:
+    """A started transient rich bar on stderr and its task."""
+    from rich.console import Console
+    from rich.progress import BarColumn, DownloadColumn, Progress, TransferSpeedColumn
+
+    progress = Progress(
+        "[progress.description]{task.description}",
+        BarColumn(),
+        DownloadColumn(),
+        TransferSpeedColumn(),
+        console=Console(stderr=True),
+        transient=True,
+    )
+    task = progress.add_task(label, total=total)
+    progress.start()
+    return progress, task
+
+
 class _ProgressReader(io.RawIOBase):
     def __init__(self, inner: BinaryIO, label: str, total: int | None) -> None:
-        from rich.console import Console
-        from rich.progress import BarColumn, DownloadColumn, Progress, TransferSpeedColumn
-
         self._inner = inner
-        self._progress = Progress("[progress.description]{task.description}", BarColumn(), DownloadColumn(),
-                                  TransferSpeedColumn(), console=Console(stderr=True), transient=True)
-        self._task = self._progress.add_task(label, total=total)
-        self._progress.start()
+        self._progress, self._task = _start_bar(label, total)
 
     def readable(self) -> bool:
         return True
@@ -54,20 +66,8 @@ def with_progress(stream: BinaryIO, label: str, total: int | None = None, *, ena
 
 class _ProgressWriter(io.RawIOBase):
     def __init__(self, inner: BinaryIO, label: str, total: int | None) -> None:
-        from rich.console import Console
-        from rich.progress import BarColumn, DownloadColumn, Progress, TransferSpeedColumn
-
         self._inner = inner
-        self._progress = Progress(
-            "[progress.description]{task.description}",
-            BarColumn(),
-            DownloadColumn(),
-            TransferSpeedColumn(),
-            console=Console(stderr=True),
-            transient=True,
-        )
-        self._task = self._progress.add_task(label, total=total)
-        self._progress.start()
+        self._progress, self._task = _start_bar(label, total)
 
     def writable(self) -> bool:
         return True
