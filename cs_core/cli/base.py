@@ -208,14 +208,15 @@ class Invocation:
 
     @staticmethod
     def print(text: str = "") -> None:
-        """A line on stdout, written at once (as Go does) so it interleaves with stderr in order."""
+        """A line on stdout (buffered; :meth:`eprint` flushes it first, so the order holds)."""
         sys.stdout.write(text + "\n")
-        sys.stdout.flush()
 
     @staticmethod
     def eprint(text: str = "") -> None:
-        """A line on stderr."""
+        """A line on stderr, after what stdout already has (the order Go's unbuffered writes give)."""
+        sys.stdout.flush()
         sys.stderr.write(text + "\n")
+        sys.stderr.flush()
 
     @staticmethod
     def print_json(value: Any) -> None:

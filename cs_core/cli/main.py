@@ -64,6 +64,7 @@ def _out(text: str) -> None:
 
 
 def _err(text: str) -> None:
+    sys.stdout.flush()
     sys.stderr.write(text)
     sys.stderr.flush()
 
