@@ -119,11 +119,8 @@ def applydiff(inv: Invocation, args: tuple[str, ...], file: str) -> int:
 )
 @click.pass_obj
 def applydiff_using_staging_dir(inv: Invocation, args: tuple[str, ...]) -> int:
-    method: Any = getattr(inv.store, "apply_diff_using_staging_dir", None)
-    if method is None:
-        raise NotSupported("driver not supported")
-    method(args[0], args[1])
-    return 0
+    # No driver here has staged ("differ") layers yet; Go's vfs fails the same way.
+    raise NotSupported("driver not supported")
 
 
 COMMANDS: list[Any] = [changes, diffsize, diff, applydiff, applydiff_using_staging_dir]
