@@ -1,10 +1,11 @@
 """Benchmarks, run by hand: this CLI side by side with Debian's Go containers-storage.
 
-    .venv/bin/python bench/run.py [--size-mb 400] [--files 20000] [--rounds 3] [--only apply,diff,mount]
+    .venv/bin/python bench/run.py [--size-mb 400] [--files 20000] [--rounds 3] [--only apply,diff,mount,startup] [--no-fresh-fs]
 
-Every case runs both CLIs in alternating rounds on fresh scratch stores and prints the median
-wall time of each, their ratio (ours / Go), and for the archive cases GNU tar on the same data as
-the practical limit.  Peak RSS of our applydiff is measured with ``/usr/bin/time``-style rusage.
+Every case runs both CLIs in alternating rounds on fresh scratch stores (as root: each sample
+on a newly formatted loop-mounted ext4, see ``fresh``) and prints the median wall time of each,
+their ratio (ours / Go), and for the archive cases GNU tar on the same data as the practical
+limit.  ``startup`` times one trivial command (``layers`` on an empty store) per CLI.  Peak RSS of our applydiff is measured with ``/usr/bin/time``-style rusage.
 Nothing here asserts a time: the numbers are for people.
 """
 
@@ -26,7 +27,12 @@ from collections.abc import Callable
 from pathlib import Path
 
 GO = shutil.which("containers-storage", path="/usr/bin:/usr/sbin") or ""
-OURS = [sys.executable, "-m", "cs_core.cli"]
+_CONSOLE_SCRIPT = Path(sys.executable).with_name("containers-storage")
+#: Our CLI exactly as users run it (the console script), else ``python -m cs_core.cli``.
+OURS = [str(_CONSOLE_SCRIPT)] if _CONSOLE_SCRIPT.exists() else [sys.executable, "-m", "cs_core.cli"]
+#: Make every sample's scratch directory a freshly formatted ext4 (see ``fresh``).
+FRESH_FS = True
+_FS_SIZE = "3G"
 
 
 def make_layer(path: Path, size_mb: int, files: int, seed: int = 20261129) -> None:
@@ -79,15 +85,33 @@ def store_args(root: Path, driver: str) -> list[str]:
 
 
 def fresh(base: Path, tag: str) -> Path:
+    """A scratch directory for one sample.
+
+    With ``FRESH_FS`` (the default when root) it is the mount point of a newly formatted,
+    loop-mounted ext4: file-creation cost on a long-lived filesystem swings 2-3x with what was
+    deleted there recently (ext4 skips recently freed inodes; ``discard`` mounts add TRIMs), so
+    without this the ratios mostly measure the previous sample's ``rm -rf``.
+    """
     path = Path(tempfile.mkdtemp(prefix=f"{tag}-", dir=base))
+    if FRESH_FS:
+        image = path.with_suffix(".img")
+        subprocess.run(["truncate", "-s", _FS_SIZE, str(image)], check=True)
+        subprocess.run(["mkfs.ext4", "-q", "-F", str(image)], check=True)
+        subprocess.run(["mount", "-o", "loop", str(image), str(path)], check=True)
     return path
+
+
+def discard(path: Path) -> None:
+    """Remove a scratch directory made by :func:`fresh` (unmounting and detaching its ext4)."""
+    subprocess.run(["umount", "-R", str(path)], check=False, capture_output=True)
+    shutil.rmtree(path, ignore_errors=True)
+    path.with_suffix(".img").unlink(missing_ok=True)
 
 
 def wipe(cli: list[str], root: Path, driver: str) -> None:
     subprocess.run([*cli, *store_args(root, driver), "wipe"], check=False, capture_output=True)
     subprocess.run([*cli, *store_args(root, driver), "shutdown", "-f"], check=False, capture_output=True)
-    subprocess.run(["umount", "-R", str(root)], check=False, capture_output=True)
-    shutil.rmtree(root, ignore_errors=True)
+    discard(root)
 
 
 def report(name: str, ours: list[float], go: list[float], limit: list[float] | None = None, extra: str = "") -> None:
@@ -124,7 +148,7 @@ def bench_apply(base: Path, layer_tar: Path, rounds: int, driver: str, compresse
         target = fresh(base, "tar")
         flags = "-xzf" if compressed else "-xf"
         tar_t.append(timed(["tar", flags, str(src), "-C", str(target)])[0])
-        shutil.rmtree(target, ignore_errors=True)
+        discard(target)
     report(f"applydiff {driver} {'.tar.gz' if compressed else '.tar'}", ours_t, go_t, tar_t, f"  peak RSS(children) {rss / 1024:.0f} MiB")
 
 
@@ -144,10 +168,12 @@ def bench_diff(base: Path, layer_tar: Path, rounds: int, driver: str, gzip_out: 
             sink.append(timed([*cli, *store_args(root, driver), "diff", "-c" if gzip_out else "-u", "-f", str(out), layer])[0])
             wipe(cli, root, driver)
         target = fresh(base, "tar")
-        subprocess.run(["tar", "-xf", str(layer_tar), "-C", str(target)], check=True)
+        tree = target / "tree"
+        tree.mkdir()
+        subprocess.run(["tar", "-xf", str(layer_tar), "-C", str(tree)], check=True)
         flags = "-czf" if gzip_out else "-cf"
-        tar_t.append(timed(["tar", flags, str(base / "tar-out"), "-C", str(target), "."])[0])
-        shutil.rmtree(target, ignore_errors=True)
+        tar_t.append(timed(["tar", flags, str(target / "out.tar"), "-C", str(tree), "."])[0])
+        discard(target)
     report(f"diff {driver} {'-c (gzip)' if gzip_out else '-u'}", ours_t, go_t, tar_t)
 
 
@@ -163,14 +189,28 @@ def bench_mount_chain(base: Path, rounds: int, depth: int = 50) -> None:
             for _ in range(depth):
                 args = [*cli, *store_args(root, "overlay"), "create-layer"] + ([parent] if parent else [])
                 parent = subprocess.run(args, capture_output=True, text=True, check=True).stdout.split()[0]
-            start = time.perf_counter()
-            subprocess.run([*cli, *store_args(root, "overlay"), "mount", parent], check=True, capture_output=True)
-            subprocess.run([*cli, *store_args(root, "overlay"), "unmount", parent], check=True, capture_output=True)
-            sink.append(time.perf_counter() - start)
+            for _ in range(5):
+                start = time.perf_counter()
+                subprocess.run([*cli, *store_args(root, "overlay"), "mount", parent], check=True, capture_output=True)
+                subprocess.run([*cli, *store_args(root, "overlay"), "unmount", parent], check=True, capture_output=True)
+                sink.append(time.perf_counter() - start)
             wipe(cli, root, "overlay")
     report(f"mount+unmount {depth}-deep overlay", ours_t, go_t)
     lib_t = [_mount_chain_in_process(base, depth) for _ in range(rounds)]
     print(f"{'  same, in-process Store API':<28} ours {statistics.median(lib_t):8.3f}s  (no interpreter start-up)", flush=True)
+
+
+def bench_startup(base: Path, rounds: int) -> None:
+    """Median wall time of ``layers`` on an empty store: the fixed cost of every CLI call."""
+    samples: dict[str, list[float]] = {"ours": [], "go": []} if GO else {"ours": []}
+    roots = {who: fresh(base, f"startup-{who}") for who in samples}
+    clis = {"ours": OURS, "go": [GO]}
+    for _ in range(max(rounds, 1) * 10):
+        for who in samples:
+            samples[who].append(timed([*clis[who], *store_args(roots[who], "vfs"), "layers"])[0])
+    for who, root in roots.items():
+        wipe(clis[who], root, "vfs")
+    report("one call (layers, empty)", samples["ours"], samples.get("go", []))
 
 
 def _mount_chain_in_process(base: Path, depth: int) -> float:
@@ -196,9 +236,13 @@ def main() -> int:
     parser.add_argument("--size-mb", type=int, default=400)
     parser.add_argument("--files", type=int, default=20000)
     parser.add_argument("--rounds", type=int, default=3)
-    parser.add_argument("--only", default="apply,diff,mount")
+    parser.add_argument("--only", default="apply,diff,mount,startup")
     parser.add_argument("--workdir", default="/var/tmp/cs-bench")
+    parser.add_argument("--no-fresh-fs", action="store_true",
+                        help="run in plain directories of the workdir instead of a new ext4 per sample")
     args = parser.parse_args()
+    global FRESH_FS
+    FRESH_FS = not args.no_fresh_fs and os.geteuid() == 0 and shutil.which("mkfs.ext4") is not None
     if not GO:
         print("note: Go containers-storage not found; only our times are printed", file=sys.stderr)
     base = Path(args.workdir)
@@ -216,6 +260,7 @@ def main() -> int:
         ("diff", lambda: bench_diff(base, layer_tar, args.rounds, "vfs", True)),
         ("diff", lambda: bench_diff(base, layer_tar, args.rounds, "overlay", False)),
         ("mount", lambda: bench_mount_chain(base, args.rounds)),
+        ("startup", lambda: bench_startup(base, args.rounds)),
     ]
     for kind, case in cases:
         if kind in only:

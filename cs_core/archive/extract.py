@@ -178,9 +178,13 @@ class _Extractor(BaseListener):
         cleaned = posixpath.normpath(name) if name else "."
         if cleaned.startswith("//"):
             cleaned = "/" + cleaned.lstrip("/")
-        rel = clean_rel(name)
+        if cleaned.startswith(".."):
+            rel = clean_rel(name)  # climbs above the start: clamp at the root
+        else:
+            # Nothing climbs above the start, so cleaning as seen from "/" gives the same path.
+            rel = "" if cleaned == "." else cleaned.lstrip("/")
         self._ensure_parent(cleaned, rel)
-        base = posixpath.basename(rel)
+        base = rel.rpartition("/")[2]
         if self.layer:
             if cleaned.startswith(WHITEOUT_META_PREFIX):
                 if cleaned.startswith(WHITEOUT_LINK_DIR) and info.type in (b"0", tarfile_REGA):
@@ -200,8 +204,10 @@ class _Extractor(BaseListener):
         if info.type in _REGULAR and self._plain_member(base):
             # Fast path for the common case of a new regular file: create it exclusively
             # instead of checking first; an existing entry falls back to the general path.
-            info.uid = to_host(self.uidmap, int(info.uid))
-            info.gid = to_host(self.gidmap, int(info.gid))
+            if self.uidmap:
+                info.uid = to_host(self.uidmap, int(info.uid))
+            if self.gidmap:
+                info.gid = to_host(self.gidmap, int(info.gid))
             mapped = True
             if self._create_new_file(member, rel):
                 return

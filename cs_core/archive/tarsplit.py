@@ -8,6 +8,7 @@ compatible with vbatts/tar-split as used by containers/storage.
 from __future__ import annotations
 
 import base64
+import binascii
 import gzip
 import io
 import json
@@ -48,6 +49,20 @@ class DuplicatePath(ArchiveError):
     default_message = "duplicates of file paths not supported"
 
 
+#: Names that Go's JSON encoder writes as they are (printable ASCII, nothing it escapes).
+_JSON_PLAIN = re.compile(rb'[ !#-%\'-;=?-\[\]-~]*')
+
+
+def _clean_bytes(name: bytes) -> bytes:
+    """:func:`_clean` on the raw name (the duplicate-path key)."""
+    if not name:
+        return b"."
+    cleaned = posixpath.normpath(name)
+    if cleaned.startswith(b"//"):
+        cleaned = b"/" + cleaned.lstrip(b"/")
+    return cleaned
+
+
 def _clean(name: str) -> str:
     """Go ``filepath.Clean`` (on a str that may carry surrogate escapes)."""
     if not name:
@@ -72,7 +87,7 @@ class TarSplitRecorder(BaseListener):
         self._sealed = False
         self._pending = bytearray()
         self._pos = 0
-        self._seen: set[str] = set()
+        self._seen: set[bytes] = set()
         self._member: Member | None = None
         self._crc = 0
         self.uids: set[int] = set()
@@ -82,8 +97,7 @@ class TarSplitRecorder(BaseListener):
 
     # ---- entry encoding ---------------------------------------------------------------------
     def _segment(self, data: bytes | bytearray | memoryview) -> None:
-        b64 = base64.b64encode(data).decode("ascii")
-        self._emit(b'{"type":2,"payload":"%s","position":%d}\n' % (b64.encode("ascii"), self._pos))
+        self._emit(b'{"type":2,"payload":"%s","position":%d}\n' % (binascii.b2a_base64(data, newline=False), self._pos))
         self._pos += 1
 
     def _emit(self, line: bytes) -> None:
@@ -100,16 +114,19 @@ class TarSplitRecorder(BaseListener):
 
     def _file_entry(self, member: Member, payload: bytes | None) -> None:
         name_bytes = member.name_bytes
-        key = _clean(os.fsdecode(name_bytes))
+        key = _clean_bytes(name_bytes)
         if key in self._seen:
             raise DuplicatePath()
         self._seen.add(key)
         parts = [b'{"type":1,']
-        try:
-            name = name_bytes.decode("utf-8")
-            parts.append(b'"name":' + json.dumps(name, ensure_ascii=False).translate(_GO_ESCAPES).encode("utf-8") + b",")
-        except UnicodeDecodeError:
-            parts.append(b'"name_raw":"' + base64.b64encode(name_bytes) + b'",')
+        if _JSON_PLAIN.fullmatch(name_bytes):
+            parts.append(b'"name":"' + name_bytes + b'",')
+        else:
+            try:
+                name = name_bytes.decode("utf-8")
+                parts.append(b'"name":' + json.dumps(name, ensure_ascii=False).translate(_GO_ESCAPES).encode("utf-8") + b",")
+            except UnicodeDecodeError:
+                parts.append(b'"name_raw":"' + base64.b64encode(name_bytes) + b'",')
         if member.body_size:
             parts.append(b'"size":%d,' % member.body_size)
         if payload is None:
@@ -128,7 +145,7 @@ class TarSplitRecorder(BaseListener):
         self._flush()
         self._member = member
         self._crc = 0
-        if not posixpath.basename(member.info.name).startswith(".wh."):
+        if not member.name_bytes.rpartition(b"/")[2].startswith(b".wh."):
             self.uids.add(int(member.info.uid))
             self.gids.add(int(member.info.gid))
 

@@ -22,6 +22,7 @@ header`` as Go's ``archive/tar``).
 from __future__ import annotations
 
 import os
+import struct
 import tarfile
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -110,17 +111,21 @@ def _parse_octal(b: bytes) -> int:
         raise InvalidTarHeader("archive/tar: invalid tar header") from None
 
 
+def _parse_base256(b: bytes) -> int:
+    inv = 0xFF if b[0] & 0x40 else 0x00
+    x = 0
+    for i, c in enumerate(b):
+        c ^= inv
+        if i == 0:
+            c &= 0x7F
+        x = (x << 8) | c
+    return -x - 1 if inv else x
+
+
 def parse_numeric(b: bytes) -> int:
     """Octal or base-256 (GNU) number field."""
     if b and b[0] & 0x80:
-        inv = 0xFF if b[0] & 0x40 else 0x00
-        x = 0
-        for i, c in enumerate(b):
-            c ^= inv
-            if i == 0:
-                c &= 0x7F
-            x = (x << 8) | c
-        return -x - 1 if inv else x
+        return _parse_base256(b)
     return _parse_octal(b)
 
 
@@ -129,16 +134,21 @@ def _cstr(b: bytes) -> bytes:
     return b if i < 0 else b[:i]
 
 
-def _checksum_ok(blk: bytes) -> bool:
+def _checksum_ok(blk: bytes, stored_field: bytes) -> bool:
     try:
-        stored = _parse_octal(blk[148:156])
+        stored = _parse_octal(stored_field)
     except InvalidTarHeader:
         return False
-    unsigned = sum(blk) - sum(blk[148:156]) + 8 * 32
+    unsigned = sum(blk) - sum(stored_field) + 8 * 32
     if stored == unsigned:
         return True
-    signed = sum(c - 256 if c > 127 else c for c in blk) - sum(c - 256 if c > 127 else c for c in blk[148:156]) + 8 * 32
+    signed = sum(c - 256 if c > 127 else c for c in blk) - sum(c - 256 if c > 127 else c for c in stored_field) + 8 * 32
     return stored == signed
+
+
+#: The ustar/GNU header block: name mode uid gid size mtime chksum typeflag linkname magic
+#: version uname gname devmajor devminor prefix(155) pad(12).
+_HEADER = struct.Struct("100s8s8s8s12s12s8s1s100s6s2s32s32s8s8s155s12s")
 
 
 def parse_pax(data: bytes) -> list[tuple[str, bytes]]:
@@ -354,10 +364,11 @@ class TarParser:
                 raise InvalidTarHeader("archive/tar: invalid tar header")
             self._state = _ST_ZERO2
             return
-        if not _checksum_ok(blk):
+        (name, f_mode, f_uid, f_gid, f_size, f_mtime, f_chksum, typeflag, linkname, magic, version,
+         uname, gname, f_devmajor, f_devminor, prefix, _pad) = _HEADER.unpack(blk)
+        if not _checksum_ok(blk, f_chksum):
             raise InvalidTarHeader("archive/tar: invalid tar header")
-        typeflag = blk[156:157]
-        size = parse_numeric(blk[124:136])
+        size = parse_numeric(f_size)
         if size < 0:
             raise InvalidTarHeader("archive/tar: invalid tar header")
         if typeflag in (b"L", b"K", b"x", b"g"):
@@ -365,7 +376,7 @@ class TarParser:
                 raise InvalidTarHeader("archive/tar: invalid tar header")
             self._special_type = typeflag
             if typeflag == b"g":
-                self._global_name = _cstr(blk[0:100])
+                self._global_name = _cstr(name)
             self._special_pad = -size % BLOCK
             self._remaining = size
             if size == 0:
@@ -373,37 +384,33 @@ class TarParser:
             else:
                 self._state = _ST_SPECIAL
             return
-        magic = blk[257:263]
-        version = blk[263:265]
         gnu = magic == b"ustar " and version == b" \x00"
         ustar = magic == b"ustar\x00"
-        name = _cstr(blk[0:100])
+        name = _cstr(name)
         if ustar:
-            if blk[508:512] == b"tar\x00":
-                prefix = _cstr(blk[345:476])
-            else:
-                prefix = _cstr(blk[345:500])
+            prefix = _cstr(prefix[:131] if blk[508:512] == b"tar\x00" else prefix)
             if prefix:
                 name = prefix + b"/" + name
-        linkname = _cstr(blk[157:257])
-        mode = parse_numeric(blk[100:108])
-        uid = parse_numeric(blk[108:116])
-        gid = parse_numeric(blk[116:124])
-        mtime = parse_numeric(blk[136:148])
-        uname = gname = b""
+        linkname = _cstr(linkname)
+        mode = parse_numeric(f_mode)
+        uid = parse_numeric(f_uid)
+        gid = parse_numeric(f_gid)
+        mtime = parse_numeric(f_mtime)
         devmajor = devminor = 0
         atime_ns: int | None = None
         if ustar or gnu:
-            uname = _cstr(blk[265:297])
-            gname = _cstr(blk[297:329])
+            uname = _cstr(uname)
+            gname = _cstr(gname)
             if typeflag in (b"3", b"4"):
-                devmajor = parse_numeric(blk[329:337])
-                devminor = parse_numeric(blk[337:345])
+                devmajor = parse_numeric(f_devmajor)
+                devminor = parse_numeric(f_devminor)
             if gnu and blk[345] != 0:
                 try:
                     atime_ns = parse_numeric(blk[345:357]) * 1_000_000_000
                 except InvalidTarHeader:
                     atime_ns = None
+        else:
+            uname = gname = b""
         mtime_ns = mtime * 1_000_000_000
         xattrs: dict[str, bytes] = {}
         pax_str: dict[str, str] = {}

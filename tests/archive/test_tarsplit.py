@@ -57,6 +57,24 @@ def test_non_utf8_name_uses_name_raw(tmp_path: object) -> None:
     assert "name" not in files[0]
 
 
+def test_names_escaped_like_go_json(tmp_path: object) -> None:
+    # Go's encoding/json escapes " \\ < > & and control characters; plain names are copied as they are.
+    names = ["a b!#$%'()*+,-.:;=?@[]^_`{|}~", 'q"uote', "back\\slash", "lt<gt>amp&", "tab\tnl\x01", "caf\u00e9"]
+    tar = make_tar([entry(n, data=b"x") for n in names], fmt=tarfile.PAX_FORMAT)
+    out, _res, ts = apply_and_reassemble(tar, str(tmp_path))
+    assert out == tar
+    lines = [ln for ln in gzip.decompress(ts).splitlines() if ln.startswith(b'{"type":1')]
+    encoded = [ln[len(b'{"type":1,"name":') : ln.index(b',"size"')] for ln in lines]
+    assert encoded == [
+        b'"a b!#$%\'()*+,-.:;=?@[]^_`{|}~"',
+        b'"q\\"uote"',
+        b'"back\\\\slash"',
+        b'"lt\\u003cgt\\u003eamp\\u0026"',
+        b'"tab\\tnl\\u0001"',
+        '"caf\u00e9"'.encode(),
+    ]
+
+
 def test_trailing_garbage_kept(tmp_path: object) -> None:
     tar = make_tar([entry("a", data=b"1")]) + b"GARBAGE" * 1000
     out, res, _ts = apply_and_reassemble(tar, str(tmp_path))
