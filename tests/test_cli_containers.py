@@ -9,10 +9,21 @@ import json
 import os
 from pathlib import Path
 
+import pytest
 from cs_testlib import CLI, first_line, new_container, new_image, new_layer
 
 MAP = "0:100000:65536"
 GMAP = "0:200000:65536"
+
+
+def copy_instead_of_shifting(cli: CLI) -> CLI:
+    """Have overlay make mapped copies like the other drivers (no ID-mapped lowers, as Go HEAD)."""
+    cli.env["_CONTAINERS_OVERLAY_DISABLE_IDMAP"] = "yes"
+    return cli
+
+
+def shifting_supported(cli: CLI) -> bool:
+    return "Supports shifting: true" in cli("status").err
 
 
 def records(cli: CLI, kind: str) -> list[dict[str, object]]:
@@ -168,6 +179,7 @@ def test_container_directories_and_delete(cli: CLI) -> None:
 
 
 def test_mapped_container_gets_mapped_top_layer(cli: CLI) -> None:
+    copy_instead_of_shifting(cli)
     base = new_layer(cli, "-n", "base")
     img = new_image(cli, "-n", "img1", base)
     ctr = json.loads(cli.ok("create-container", "--json", "-n", "mc", "--uidmap", MAP, "--gidmap", GMAP, "img1"))
@@ -202,6 +214,7 @@ def test_mapped_container_gets_mapped_top_layer(cli: CLI) -> None:
 
 
 def test_deleting_mapped_layer_updates_image(cli: CLI) -> None:
+    copy_instead_of_shifting(cli)
     base = new_layer(cli)
     new_image(cli, "-n", "img", base)
     ctr = new_container(cli, "--uidmap", MAP, "--gidmap", MAP, "img")
@@ -265,6 +278,7 @@ def test_we_read_go_containers(cli: CLI, go_cli: CLI) -> None:
 
 def test_delete_image_keeps_top_layer_when_mapped_copy_has_children(cli: CLI) -> None:
     """Like Go: the mapped copy goes, but the top layer stays while the copy has other children."""
+    copy_instead_of_shifting(cli)
     base = new_layer(cli)
     new_image(cli, "-n", "img", base)
     ctr = new_container(cli, "--uidmap", MAP, "--gidmap", MAP, "img")
@@ -273,3 +287,95 @@ def test_delete_image_keeps_top_layer_when_mapped_copy_has_children(cli: CLI) ->
     new_layer(cli, mapped)
     res = cli("delete-image", "-t", "img")
     assert (res.rc, res.err) == (0, f"img: {mapped}\n")
+
+
+def _tar_with_owned_file() -> bytes:
+    import io
+    import tarfile
+
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w") as tar:
+        for name, kind in (("etc", tarfile.DIRTYPE), ("etc/f", tarfile.REGTYPE)):
+            info = tarfile.TarInfo(name)
+            info.type, info.uid, info.gid, info.mode = kind, 5, 6, 0o755
+            tar.addfile(info, io.BytesIO(b"") if kind == tarfile.REGTYPE else None)
+    return buf.getvalue()
+
+
+#: ``etc`` and ``etc/f`` (owned 5:6 in the layer) seen through MAP/GMAP.
+SHIFTED = ((100005, 200006), (100005, 200006))
+
+
+def _owners(mount_point: str) -> tuple[tuple[int, int], tuple[int, int]]:
+    st_dir, st_file = os.stat(os.path.join(mount_point, "etc")), os.stat(os.path.join(mount_point, "etc", "f"))
+    return (st_dir.st_uid, st_dir.st_gid), (st_file.st_uid, st_file.st_gid)
+
+
+def test_overlay_shifts_mapped_containers_with_idmapped_lowers(cli: CLI, go_cli: CLI) -> None:
+    """Like Go on a kernel with ID-mapped mounts: no mapped copies; the lowers are shifted at mount."""
+    if cli.driver != "overlay":
+        pytest.skip("shifting through ID-mapped lowers is the overlay driver's")
+    if not shifting_supported(cli):
+        pytest.skip("this kernel cannot use ID-mapped mounts as overlay lowers")
+    base = first_line(cli.ok("import-layer", stdin=_tar_with_owned_file()))
+    new_image(cli, "-n", "img", base)
+    ctr = json.loads(cli.ok("create-container", "--json", "--uidmap", MAP, "--gidmap", GMAP, "img"))
+    assert ctr["uidmap"] == [{"container_id": 0, "host_id": 100000, "size": 65536}]
+    assert "mapped-layers" not in json.loads(cli.ok("image", "--json", "img"))[0]
+    layer = json.loads(cli.ok("layer", "--json", ctr["layer"]))[0]
+    assert layer["parent"] == base and "uidmap" not in layer and "gidmap" not in layer
+    mount_point = cli.ok("mount", ctr["id"]).strip()
+    try:
+        assert _owners(mount_point) == SHIFTED
+        layer_dir = Path(mount_point).parent
+        assert not [line for line in Path("/proc/self/mountinfo").read_text().splitlines()
+                    if f" {layer_dir}/mapped/" in line], "the ID-mapped binds are detached once mounted"
+        assert f"lowerdir={layer_dir}/mapped/0/l/" in Path("/proc/mounts").read_text()
+    finally:
+        cli.ok("unmount", ctr["id"])
+    # The Go CLI mounts our container the same way, and we mount Go's.
+    go_mount = go_cli.ok("mount", ctr["id"]).strip()
+    try:
+        assert _owners(go_mount) == SHIFTED
+    finally:
+        go_cli.ok("unmount", ctr["id"])
+    theirs = first_line(go_cli.ok("create-container", "--uidmap", MAP, "--gidmap", GMAP, "img"))
+    assert "mapped-layers" not in json.loads(go_cli.ok("image", "--json", "img"))[0]
+    mount_point = cli.ok("mount", theirs).strip()
+    try:
+        assert _owners(mount_point) == SHIFTED
+    finally:
+        cli.ok("unmount", theirs)
+    # Without ID-mapped lowers the same request gets a mapped copy, owned accordingly on disk.
+    copied = json.loads(copy_instead_of_shifting(cli).ok("create-container", "--json", "--uidmap", MAP, "--gidmap", GMAP, "img"))
+    assert len(json.loads(cli.ok("image", "--json", "img"))[0]["mapped-layers"]) == 1
+    mount_point = cli.ok("mount", copied["id"]).strip()
+    try:
+        assert _owners(mount_point) == SHIFTED
+    finally:
+        cli.ok("unmount", copied["id"])
+
+
+def test_overlapping_container_maps_are_refused(cli: CLI) -> None:
+    """cli.md 8.1: containers reject overlapping ranges (layers accept them); nothing is created."""
+    img = new_image(cli, "-n", "img", new_layer(cli))
+    layers_before = cli.ok("layers", "-q")
+    for uidmap, gidmap, bad in (
+        ("0:100000:10:5:200000:10", MAP, "5:200000:10"),
+        ("0:100000:20:20:100000:5", MAP, "20:100000:5"),
+        ("0:1:5", "0:1:5:2:10:3", "2:10:3"),
+    ):
+        res = cli("create-container", "--uidmap", uidmap, "--gidmap", gidmap, img)
+        assert (res.rc, res.err) == (
+            1,
+            f"the specified UID and/or GID mapping {bad} conflicts with other mappings: invalid mappings specified\n",
+        )
+    assert cli.ok("containers") == "" and cli.ok("layers", "-q") == layers_before
+    assert cli("create-container", "--uidmap", "0:100000:10:10:100010:10", img).rc == 0
+    assert cli("create-layer", "--uidmap", "0:100000:10:5:200000:10").rc == 0
+
+
+def test_parent_owners_of_unmounted_mapped_layer(cli: CLI) -> None:
+    layer = new_layer(cli, "--uidmap", MAP, "--gidmap", MAP)
+    res = cli("layer-parent-owners", layer)
+    assert (res.rc, res.out, res.err) == (1, "", "LayerParentOwner: layer is not mounted\n")

@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 import os
-import shutil
 import stat
 import threading
-from typing import BinaryIO
+from typing import TYPE_CHECKING, BinaryIO
 
 from cs_core.driver import (
     ApplyDiffOpts,
@@ -19,14 +18,19 @@ from cs_core.driver import (
     ensure_dir,
 )
 from cs_core.errors import DriverNotSupported, InvalidOption, NotFoundError, NotSupported, StorageError
-from cs_core.idmap import root_id
+from cs_core.idmap import IDMap, root_id
 from cs_core.records import Change
-from cs_driver_overlay import layout, mounting, native, probes, quota, syscalls
+from cs_driver_overlay import layout, mounting, native, probes, syscalls
 from cs_driver_overlay.options import OverlayOptions, mount_option_list, parse_options
-from cs_driver_overlay.whiteouts import OverlayWhiteoutConverter
+
+if TYPE_CHECKING:
+    from cs_driver_overlay import quota
+    from cs_driver_overlay.whiteouts import OverlayWhiteoutConverter
 
 OVERRIDE_STAT_XATTR = "user.containers.override_stat"
 MOUNT_PROGRAM_FLAG = ".has-mount-program"
+#: Set to ``yes`` to report no shifting through ID-mapped lowers (as Go HEAD).
+DISABLE_IDMAP_ENV = "_CONTAINERS_OVERLAY_DISABLE_IDMAP"
 
 
 def _contiguous(mapping: Mapping) -> bool:
@@ -60,12 +64,19 @@ def _override_stat(path: str) -> tuple[int, int, int] | None:
         return None
 
 
+def _rmtree(path: str, ignore_errors: bool = False) -> None:
+    """``shutil.rmtree`` (shutil is imported only once something is deleted)."""
+    import shutil
+
+    shutil.rmtree(path, ignore_errors=ignore_errors)
+
+
 def _remove_tree(path: str) -> None:
     """Detach anything mounted below ``path``, then delete it (missing is fine)."""
     for mount_point in syscalls.mounts_under(path):
         mounting.unmount(mount_point)
     if os.path.lexists(path):
-        shutil.rmtree(path)
+        _rmtree(path)
 
 
 class OverlayDriver(GraphDriver):
@@ -97,6 +108,8 @@ class OverlayDriver(GraphDriver):
             if os.geteuid() == 0 and flag.strip() != "true":
                 usable, reason = probes.cached(self.run_home, "overlay", lambda: probes.probe_overlay(self.home))
             if not usable:
+                import shutil
+
                 program = shutil.which("fuse-overlayfs")
                 if not program:
                     raise DriverNotSupported(
@@ -126,12 +139,21 @@ class OverlayDriver(GraphDriver):
                 self.run_home, f"metacopy({mountopt})", lambda: probes.probe_metacopy(self.home, mountopt)
             )
             self.volatile_ok, _ = probes.cached(self.run_home, "volatile", lambda: probes.probe_volatile(self.home))
+        #: Whether lowers can be shifted through ID-mapped bind mounts (root only; probed once).
+        self.idmapped_lowers = False
+        if not self.mount_program and os.geteuid() == 0:
+            self.idmapped_lowers, _ = probes.cached(self.run_home, "idmapped-lower-dir", self._probe_idmapped_lowers)
         magics = frozenset({syscalls.FUSE_MAGIC} if self.mount_program else {syscalls.OVERLAY_MAGIC})
         self._refs = mounting.RefCounter(magics)
         if not self.opts.skip_mount_home:
             self._mount_home_private()
 
     # ---- init helpers ------------------------------------------------------------------------
+    def _probe_idmapped_lowers(self) -> str | None:
+        from cs_driver_overlay import idmapped
+
+        return idmapped.probe_idmapped_lower(self.home)
+
     def _setup_quota(self) -> None:
         """On xfs try project quotas; ``size``/``inodes`` options require them (Go's texts)."""
         wanted = bool(self.opts.quota_size) or bool(self.opts.quota_inodes)
@@ -142,6 +164,8 @@ class OverlayDriver(GraphDriver):
                     f"Found {self.backing_fs}"
                 )
             return
+        from cs_driver_overlay import quota
+
         try:
             self.quota_ctl = quota.ProjectQuotaControl(self.home)
         except (NotSupported, OSError) as exc:
@@ -259,11 +283,13 @@ class OverlayDriver(GraphDriver):
         except BaseException:
             if os.path.lexists(link_path):
                 os.unlink(link_path)
-            shutil.rmtree(layer_dir, ignore_errors=True)
+            _rmtree(layer_dir, ignore_errors=True)
             raise
 
     def _layer_quota(self, storage_opt: dict[str, str], read_write: bool) -> quota.Quota:
         """Validate per-layer storage options; RW layers default to the driver's size/inodes."""
+        from cs_driver_overlay import quota
+
         if not read_write:
             for key in ("size", "inodes"):
                 if key in storage_opt:
@@ -335,7 +361,7 @@ class OverlayDriver(GraphDriver):
                 os.chown(work, uid, gid)
             stale = os.path.join(work, "work", "incompat", "volatile")
             if os.path.isdir(stale):
-                shutil.rmtree(stale, ignore_errors=True)
+                _rmtree(stale, ignore_errors=True)
         if not os.path.isdir(merged):
             os.makedirs(merged, mode=0o700, exist_ok=True)
             os.chown(merged, uid, gid)
@@ -398,6 +424,79 @@ class OverlayDriver(GraphDriver):
         if not lowers or (read_only and len(lowers) == 1):
             add(os.path.join(layer_dir, "empty"))
             os.makedirs(lowers[-1][0], mode=0o700, exist_ok=True)
+        mapped: list[str] = []
+        if self._shift_with_idmapped_lowers(opts):
+            lowers, mapped = self._map_lowers(layer_dir, lowers, opts)
+        try:
+            self._mount_spec(layer_dir, merged, opts, lowers, options, read_only, diff)
+        finally:
+            # The overlay keeps what it uses: the ID-mapped binds can go (like Go, lazily).
+            from cs_driver_overlay import idmapped
+
+            for target in reversed(mapped):
+                try:
+                    idmapped.detach(target)
+                except OSError:
+                    pass
+
+    def _shift_with_idmapped_lowers(self, opts: MountOpts) -> bool:
+        return (
+            self.idmapped_lowers
+            and not self.mount_program
+            and not opts.disable_shifting
+            and bool(opts.uidmap or opts.gidmap)
+            and os.environ.get(DISABLE_IDMAP_ENV) != "yes"
+        )
+
+    def _map_lowers(
+        self, layer_dir: str, lowers: list[tuple[str, str]], opts: MountOpts
+    ) -> tuple[list[tuple[str, str]], list[str]]:
+        """Present the lowers through ID-mapped binds of their store directories (``<id>/mapped/<n>``).
+
+        Each store directory holding lowers (this home, additional image stores) is bound once
+        with the mount's mappings; the lowers are rewritten to paths inside those binds.  Returns
+        the new lowers and the bind targets (to detach once the overlay is mounted).
+        """
+        from cs_driver_overlay import idmapped
+
+        roots = [self.home, *(os.path.join(store, "overlay") for store in self.opts.image_stores)]
+        identity = (IDMap(0, 0, 0xFFFFFFFF),)
+        userns = idmapped.user_namespace(opts.uidmap or identity, opts.gidmap or identity)
+        binds: dict[str, str] = {}
+        result: list[tuple[str, str]] = []
+        try:
+            for path, _rel in lowers:
+                root = next((r for r in roots if path.startswith(r.rstrip("/") + "/")), os.path.dirname(path))
+                target = binds.get(root)
+                if target is None:
+                    target = os.path.join(layer_dir, "mapped", str(len(binds)))
+                    os.makedirs(target, mode=0o700, exist_ok=True)
+                    idmapped.idmapped_bind(root, target, userns)
+                    binds[root] = target
+                new_path = os.path.join(target, os.path.relpath(path, root))
+                rel = os.path.relpath(new_path, self.home)
+                result.append((new_path, rel))
+        except BaseException:
+            for target in reversed(binds.values()):
+                try:
+                    idmapped.detach(target)
+                except OSError:
+                    pass
+            raise
+        finally:
+            os.close(userns)
+        return result, list(binds.values())
+
+    def _mount_spec(
+        self,
+        layer_dir: str,
+        merged: str,
+        opts: MountOpts,
+        lowers: list[tuple[str, str]],
+        options: list[str],
+        read_only: bool,
+        diff: str,
+    ) -> None:
         spec = mounting.OverlaySpec(
             target=merged,
             lowers=[p for p, _ in lowers],
@@ -433,8 +532,9 @@ class OverlayDriver(GraphDriver):
                 mounting.unmount_fuse(merged)
             else:
                 mounting.unmount(merged)
+            self._detach_mapped(layer_dir)
             if os.path.dirname(layer_dir) != self.home:
-                shutil.rmtree(os.path.join(self.run_home, layer_id), ignore_errors=True)
+                _rmtree(os.path.join(self.run_home, layer_id), ignore_errors=True)
                 return
             try:
                 st = os.stat(merged)
@@ -446,6 +546,18 @@ class OverlayDriver(GraphDriver):
                 os.rename(fresh, merged)
             except FileNotFoundError:
                 os.mkdir(merged, 0o700)
+            except OSError:
+                pass
+
+    @staticmethod
+    def _detach_mapped(layer_dir: str) -> None:
+        """Detach ID-mapped binds left under ``<layer>/mapped`` (normally gone right after mounting)."""
+        mapped = os.path.join(layer_dir, "mapped")
+        if not os.path.isdir(mapped):
+            return
+        for target in syscalls.mounts_under(mapped):
+            try:
+                syscalls.umount(target, syscalls.MNT_DETACH)
             except OSError:
                 pass
 
@@ -489,10 +601,13 @@ class OverlayDriver(GraphDriver):
         return list(self.opts.image_stores)
 
     def supports_shifting(self, uidmap: Mapping, gidmap: Mapping) -> bool:
-        """With a mount program: iff both maps are contiguous; kernel idmapped lowers: not implemented."""
+        """With a mount program: iff both maps are contiguous; else iff ID-mapped lowers work here.
+
+        ``_CONTAINERS_OVERLAY_DISABLE_IDMAP=yes`` turns the kernel way off.
+        """
         if self.mount_program:
             return _contiguous(uidmap) and _contiguous(gidmap)
-        return False
+        return self.idmapped_lowers and os.environ.get(DISABLE_IDMAP_ENV) != "yes"
 
     def read_write_disk_usage(self, layer_id: str) -> tuple[int, int]:
         """Usage of the layer's ``diff`` directory."""
@@ -541,6 +656,8 @@ class OverlayDriver(GraphDriver):
         return self._is_parent(layer_id, parent)
 
     def _converter(self, layer_id: str) -> OverlayWhiteoutConverter:
+        from cs_driver_overlay.whiteouts import OverlayWhiteoutConverter
+
         layer_dir = self._dir(layer_id)
         return OverlayWhiteoutConverter(self._lower_diff_dirs(layer_dir), userxattr=self.userxattr)
 
@@ -641,7 +758,7 @@ class OverlayDriver(GraphDriver):
         os.rename(diff, os.path.join(layer_dir, "diff1"))
         uid, gid = root_id(to_host[0]), root_id(to_host[1])
         work = os.path.join(layer_dir, "work")
-        shutil.rmtree(work, ignore_errors=True)
+        _rmtree(work, ignore_errors=True)
         os.mkdir(work)
         os.chmod(work, 0o555)
         os.chown(work, uid, gid)

@@ -12,9 +12,7 @@
 
 from __future__ import annotations
 
-import base64
 import os
-import secrets
 
 LINK_DIR = "l"
 #: Entries of the home that are not layers.
@@ -26,6 +24,9 @@ MAX_DEPTH = 500
 
 def new_short_name() -> str:
     """A random 26-character base32 (``A-Z2-7``) short name."""
+    import base64
+    import secrets
+
     return base64.b32encode(secrets.token_bytes(SHORT_LEN)).decode("ascii")[:SHORT_LEN]
 
 

@@ -10,7 +10,6 @@ is one ``fsconfig(lowerdir+)`` call and no length limit applies.
 from __future__ import annotations
 
 import os
-import subprocess
 import threading
 from dataclasses import dataclass, field
 
@@ -172,6 +171,8 @@ def mount_overlay(spec: OverlaySpec) -> None:
 
 def mount_with_program(program: str, spec: OverlaySpec, extra_options: list[str]) -> None:
     """Run ``<program> -o <data> <target>`` in the home (fuse-overlayfs)."""
+    import subprocess
+
     _, data = spec.data()
     options = ",".join([data, *extra_options]) if extra_options else data
     flags, _ = parse_mount_options(spec.options)
@@ -188,6 +189,8 @@ def mount_with_program(program: str, spec: OverlaySpec, extra_options: list[str]
 
 def unmount_fuse(target: str) -> None:
     """``fusermount3 -u``, then ``fusermount -u``, then a detaching ``umount2``."""
+    import subprocess
+
     for helper in ("fusermount3", "fusermount"):
         try:
             proc = subprocess.run([helper, "-u", target], capture_output=True, check=False)

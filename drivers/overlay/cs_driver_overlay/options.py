@@ -10,7 +10,8 @@ from cs_core.driver import parse_bool, parse_driver_options
 from cs_core.errors import InvalidOption
 
 _RAM_UNITS = {"": 1, "k": 1 << 10, "m": 1 << 20, "g": 1 << 30, "t": 1 << 40, "p": 1 << 50}
-_RAM_RE = re.compile(r"^(\d+(?:\.\d+)*) ?([kKmMgGtTpP])?[iI]?[bB]?$")
+#: Compiled on first use (by ``re``'s cache), not at import.
+_RAM_PATTERN = r"^(\d+(?:\.\d+)*) ?([kKmMgGtTpP])?[iI]?[bB]?$"
 
 
 @dataclass(slots=True)
@@ -31,7 +32,7 @@ class OverlayOptions:
 
 def ram_in_bytes(value: str) -> int:
     """Go ``units.RAMInBytes``: ``10G`` -> 10737418240 (binary multiples)."""
-    match = _RAM_RE.match(value)
+    match = re.match(_RAM_PATTERN, value)
     if not match:
         raise InvalidOption(f"invalid size: '{value}'")
     return int(float(match.group(1)) * _RAM_UNITS[(match.group(2) or "").lower()])
@@ -66,7 +67,7 @@ def _store_paths(value: str) -> list[str]:
 def parse_options(options: list[str]) -> OverlayOptions:
     """Parse ``KEY=VALUE`` strings (prefixes ``overlay.``, ``overlay2.``, ``.`` stripped)."""
     result = OverlayOptions()
-    for key, value in parse_driver_options("overlay", options, ("overlay2",)):
+    for option, (key, value) in zip(options, parse_driver_options("overlay", options, ("overlay2",))):
         if key == "mountopt":
             result.mount_options = value
         elif key == "size":
@@ -101,7 +102,8 @@ def parse_options(options: list[str]) -> OverlayOptions:
         elif key == "override_kernel_check":
             continue
         else:
-            raise InvalidOption(f"overlay: unknown option {key}")
+            # Go names the key exactly as given ("overlay.Bogus").
+            raise InvalidOption(f"overlay: unknown option {option.split('=', 1)[0].strip()}")
     return result
 
 

@@ -6,7 +6,6 @@ Importing this module is cheap: the driver implementation is imported by the fac
 from __future__ import annotations
 
 import os
-import shutil
 from collections.abc import Iterable
 
 from cs_core.driver import DriverOptions, GraphDriver, GraphDriverSpec
@@ -34,6 +33,12 @@ def _kernel_has_overlay() -> bool:
     return os.path.isdir("/sys/module/overlay")
 
 
+def _has_mount_program(options: DriverOptions) -> bool:
+    import shutil
+
+    return any("mount_program" in opt for opt in options.options) or bool(shutil.which("fuse-overlayfs"))
+
+
 def _probe(options: DriverOptions) -> None:
     """Raise ``DriverNotSupported`` where neither kernel overlay nor fuse-overlayfs can work."""
     from cs_driver_overlay import syscalls
@@ -42,10 +47,9 @@ def _probe(options: DriverOptions) -> None:
     while not os.path.exists(parent):
         parent = os.path.dirname(parent)
     backing = syscalls.fs_name(syscalls.statfs_type(parent))
-    has_program = any("mount_program" in opt for opt in options.options) or bool(shutil.which("fuse-overlayfs"))
     if os.geteuid() == 0 and _kernel_has_overlay() and backing not in syscalls.UNSUPPORTED_BACKING:
         return
-    if has_program:
+    if _has_mount_program(options):
         return
     if backing in syscalls.UNSUPPORTED_BACKING:
         raise DriverNotSupported(

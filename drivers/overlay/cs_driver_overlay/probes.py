@@ -9,8 +9,6 @@ from __future__ import annotations
 import ctypes
 import errno
 import os
-import shutil
-import tempfile
 from collections.abc import Callable
 
 from cs_driver_overlay import syscalls
@@ -63,9 +61,32 @@ _libc.closedir.argtypes = [ctypes.c_void_p]
 _DT_UNKNOWN = 0
 
 
+def _scratch_dir(parent: str, prefix: str) -> str:
+    """A new private directory ``<parent>/<prefix><random>`` (``mkdtemp``)."""
+    while True:
+        path = os.path.join(parent, prefix + os.urandom(5).hex())
+        try:
+            os.mkdir(path, 0o700)
+            return path
+        except FileExistsError:
+            continue
+
+
+def _discard(path: str, entries: tuple[str, ...] = ()) -> None:
+    """Delete a scratch directory: its known ``entries`` then itself, else the whole tree."""
+    try:
+        for name in entries:
+            os.unlink(os.path.join(path, name))
+        os.rmdir(path)
+    except OSError:
+        import shutil
+
+        shutil.rmtree(path, ignore_errors=True)
+
+
 def supports_dtype(path: str) -> bool:
     """Whether ``readdir`` on the file system of ``path`` reports entry types (d_type)."""
-    probe_dir = tempfile.mkdtemp(prefix="d_type-check", dir=path)
+    probe_dir = _scratch_dir(path, "d_type-check")
     try:
         with open(os.path.join(probe_dir, "f"), "w", encoding="ascii"):
             pass
@@ -82,7 +103,7 @@ def supports_dtype(path: str) -> bool:
         finally:
             _libc.closedir(handle)
     finally:
-        shutil.rmtree(probe_dir, ignore_errors=True)
+        _discard(probe_dir, ("f",))
 
 
 def _mkdirs(base: str, *names: str) -> None:
@@ -113,7 +134,7 @@ def probe_overlay(home: str) -> str | None:
     """d_type support plus a mount with two lowers and a kernel whiteout in the upper."""
     if not supports_dtype(home):
         return "kernel overlay requires d_type support of the backing file system"
-    base = tempfile.mkdtemp(prefix="compat", dir=home)
+    base = _scratch_dir(home, "compat")
     try:
         _mkdirs(base, "lower1", "lower2", "upper", "work", "merged")
         os.mknod(os.path.join(base, "upper", "whiteout"), 0o600 | 0o020000, os.makedev(0, 0))
@@ -122,12 +143,12 @@ def probe_overlay(home: str) -> str | None:
     except OSError as exc:
         return str(exc)
     finally:
-        shutil.rmtree(base, ignore_errors=True)
+        _discard(base)
 
 
 def probe_native_diff(home: str, mount_opts: str) -> str | None:
     """Native diff is unusable if an opaque flag is copied up or redirect_dir is active."""
-    base = tempfile.mkdtemp(prefix="opaque-bug-check", dir=home)
+    base = _scratch_dir(home, "opaque-bug-check")
     try:
         _mkdirs(base, "l1/d", "l1/d1", "l2/d", "l3", "work", "merged")
         os.setxattr(os.path.join(base, "l2", "d"), OPAQUE_XATTR, b"y")
@@ -158,12 +179,12 @@ def probe_native_diff(home: str, mount_opts: str) -> str | None:
     except OSError as exc:
         return str(exc)
     finally:
-        shutil.rmtree(base, ignore_errors=True)
+        _discard(base)
 
 
 def probe_metacopy(home: str, mount_opts: str) -> str | None:
     """Whether a chmod through the mount creates a metacopy-only copy-up."""
-    base = tempfile.mkdtemp(prefix="metacopy-check", dir=home)
+    base = _scratch_dir(home, "metacopy-check")
     try:
         _mkdirs(base, "l1", "l2", "work", "merged")
         with open(os.path.join(base, "l1", "f"), "w", encoding="ascii"):
@@ -182,15 +203,15 @@ def probe_metacopy(home: str, mount_opts: str) -> str | None:
     except OSError as exc:
         return str(exc)
     finally:
-        shutil.rmtree(base, ignore_errors=True)
+        _discard(base)
 
 
 def probe_volatile(home: str) -> str | None:
     """Whether the kernel accepts the ``volatile`` mount option."""
-    base = tempfile.mkdtemp(prefix="volatile-check", dir=home)
+    base = _scratch_dir(home, "volatile-check")
     try:
         _mkdirs(base, "l1", "l2", "work", "merged")
         data = f"lowerdir={base}/l1,upperdir={base}/l2,workdir={base}/work,volatile"
         return _probe_mount(base, data, lambda merged: None)
     finally:
-        shutil.rmtree(base, ignore_errors=True)
+        _discard(base)

@@ -10,15 +10,17 @@ Everything goes through ctypes/``fcntl`` system calls; no ``xfs_quota`` program 
 from __future__ import annotations
 
 import ctypes
-import ctypes.util
 import errno
 import fcntl
+import functools
 import os
 import stat
 import threading
 from dataclasses import dataclass
+from typing import Any
 
 from cs_core.errors import InvalidOption, NotSupported
+from cs_core.fsutil import libc
 from cs_driver_overlay.options import ram_in_bytes
 
 #: Name of the block device node created in the driver home.
@@ -93,9 +95,13 @@ class FsDiskQuota(ctypes.Structure):
     ]
 
 
-_libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
-_libc.quotactl.argtypes = [ctypes.c_int, ctypes.c_char_p, ctypes.c_int, ctypes.c_void_p]
-_libc.quotactl.restype = ctypes.c_int
+@functools.cache
+def _quotactl_fn() -> Any:
+    """libc's ``quotactl``, typed on first use."""
+    fn = libc().quotactl
+    fn.argtypes = [ctypes.c_int, ctypes.c_char_p, ctypes.c_int, ctypes.c_void_p]
+    fn.restype = ctypes.c_int
+    return fn
 
 
 class QuotaNotSupported(NotSupported):
@@ -126,7 +132,7 @@ def qcmd(cmd: int, qtype: int) -> int:
 
 
 def _quotactl(cmd: int, device: str, qid: int, addr: ctypes.Array[ctypes.c_char] | ctypes.Structure) -> None:
-    if _libc.quotactl(qcmd(cmd, PRJQUOTA), os.fsencode(device), ctypes.c_int(qid), ctypes.byref(addr)) != 0:
+    if _quotactl_fn()(qcmd(cmd, PRJQUOTA), os.fsencode(device), ctypes.c_int(qid), ctypes.byref(addr)) != 0:
         err = ctypes.get_errno()
         raise OSError(err, os.strerror(err), device)
 

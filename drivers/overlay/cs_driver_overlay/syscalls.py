@@ -181,6 +181,45 @@ def move_mount(fd: int, target: str) -> None:
     )
 
 
+_SYS_OPEN_TREE = 428
+_SYS_MOUNT_SETATTR = 442
+OPEN_TREE_CLONE = 0x1
+AT_EMPTY_PATH = 0x1000
+MOUNT_ATTR_IDMAP = 0x00100000
+
+
+class _MountAttr(ctypes.Structure):
+    _fields_ = [
+        ("attr_set", ctypes.c_uint64),
+        ("attr_clr", ctypes.c_uint64),
+        ("propagation", ctypes.c_uint64),
+        ("userns_fd", ctypes.c_uint64),
+    ]
+
+
+def open_tree_clone(path: str) -> int:
+    """``open_tree(path, OPEN_TREE_CLONE)``: a detached bind mount of ``path`` (not recursive)."""
+    return _syscall(
+        _SYS_OPEN_TREE,
+        ctypes.c_int(AT_FDCWD),
+        ctypes.c_char_p(os.fsencode(path)),
+        ctypes.c_uint(OPEN_TREE_CLONE | os.O_CLOEXEC),
+    )
+
+
+def set_idmap(fd: int, userns_fd: int) -> None:
+    """``mount_setattr(fd, MOUNT_ATTR_IDMAP)`` with the mappings of the user namespace ``userns_fd``."""
+    attr = _MountAttr(MOUNT_ATTR_IDMAP, 0, 0, userns_fd)
+    _syscall(
+        _SYS_MOUNT_SETATTR,
+        ctypes.c_int(fd),
+        ctypes.c_char_p(b""),
+        ctypes.c_uint(AT_EMPTY_PATH),
+        ctypes.byref(attr),
+        ctypes.c_size_t(ctypes.sizeof(attr)),
+    )
+
+
 def _unescape(field: str) -> str:
     """Undo the octal escapes of ``/proc/self/mountinfo`` (``\\040`` for space ...)."""
     out = []

@@ -36,7 +36,7 @@ def test_prefixes_and_values(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("option", "message"),
     [
-        ("overlay.bogus=1", "overlay: unknown option bogus"),
+        ("overlay.Bogus=1", "overlay: unknown option overlay.Bogus"),
         ("nokeyvalue", "unable to parse key/value option: nokeyvalue"),
         ("overlay.skip_mount_home=maybe", 'strconv.ParseBool: parsing "maybe": invalid syntax'),
         ("overlay.force_mask=9x", 'strconv.ParseInt: parsing "9x": invalid syntax'),
