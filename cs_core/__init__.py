@@ -24,13 +24,12 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from cs_core.hookspecs import MetadataBackendSpec, NameResolverSpec, hookimpl
-from cs_core.records import Change, Container, Image, Layer
-
 __version__ = "1.60.0-dev"
 
 if TYPE_CHECKING:
     from cs_core.config import StoreOptions, load_options
+    from cs_core.hookspecs import MetadataBackendSpec, NameResolverSpec, hookimpl
+    from cs_core.records import Change, Container, Image, Layer
     from cs_core.store import Store, open_store
 
 __all__ = [
@@ -47,14 +46,33 @@ __all__ = [
     "open_store",
 ]
 
+#: Public name -> the module defining it.  They are imported on first use, so that importing a
+#: submodule (the CLI entry point, say) costs nothing more than that submodule.
+_HOMES = {
+    "Change": "records",
+    "Container": "records",
+    "Image": "records",
+    "Layer": "records",
+    "MetadataBackendSpec": "hookspecs",
+    "NameResolverSpec": "hookspecs",
+    "hookimpl": "hookspecs",
+    "Store": "store",
+    "open_store": "store",
+    "StoreOptions": "config",
+    "load_options": "config",
+}
+
 
 def __getattr__(name: str) -> Any:
-    if name in ("Store", "open_store"):
-        from cs_core import store
+    home = _HOMES.get(name)
+    if home is None:
+        raise AttributeError(name)
+    from importlib import import_module
 
-        return getattr(store, name)
-    if name in ("StoreOptions", "load_options"):
-        from cs_core import config
+    value = getattr(import_module(f"cs_core.{home}"), name)
+    globals()[name] = value
+    return value
 
-        return getattr(config, name)
-    raise AttributeError(name)
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *__all__})

@@ -19,7 +19,9 @@ import os
 from dataclasses import dataclass, field
 from typing import Any
 
+from cs_core import gojson
 from cs_core.errors import ConfigError
+from cs_core.fsutil import cache_dir, settled, write_cache_file
 
 DEFAULT_GRAPH_ROOT = "/var/lib/containers/storage"
 DEFAULT_RUN_ROOT = "/run/containers/storage"
@@ -188,8 +190,37 @@ _DRIVER_TABLE_KEYS = {
 }
 
 
-def parse_toml_config(path: str) -> StoreOptions:
-    """Read a Go-style ``storage.conf`` (storage.md section 7.3)."""
+def _toml_cache(path: str) -> tuple[str, list[Any]] | None:
+    """The cache file for the parsed ``path`` and the key it must hold; ``None`` if ``path`` is too new."""
+    from binascii import crc32
+
+    try:
+        st = os.stat(path)
+    except OSError:
+        return None
+    if not settled(st.st_mtime_ns, st.st_ctime_ns):
+        return None
+    real = os.path.realpath(path)
+    key = [real, st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns]
+    return os.path.join(cache_dir(), f"storage-conf-{crc32(os.fsencode(real)):08x}.json"), key
+
+
+def _load_toml(path: str) -> dict[str, Any]:
+    """``tomllib.load`` of ``path``, kept in the cache directory while the file is unchanged.
+
+    Importing tomllib (regular expressions, datetime) costs more than all the rest of reading the
+    configuration, on every start of the CLI.  The parsed document is stored as JSON, keyed by
+    the file's device, inode, size and times; documents JSON cannot hold (TOML dates) are not.
+    """
+    cache = _toml_cache(path)
+    if cache is not None:
+        try:
+            with open(cache[0], "rb") as fh:
+                stored = gojson.loads(fh.read())
+            if stored["key"] == cache[1] and isinstance(stored["document"], dict):
+                return stored["document"]
+        except (OSError, ValueError, KeyError, TypeError):
+            pass
     import tomllib
 
     try:
@@ -199,6 +230,18 @@ def parse_toml_config(path: str) -> StoreOptions:
         raise ConfigError(f"{path}: invalid TOML: {exc}") from None
     except OSError as exc:
         raise ConfigError(f"{path}: {exc.strerror}") from None
+    if cache is not None:
+        try:
+            text = gojson.dumps({"key": cache[1], "document": data})
+        except (TypeError, ValueError):
+            return data
+        write_cache_file(cache[0], text.encode("utf-8"))
+    return data
+
+
+def parse_toml_config(path: str) -> StoreOptions:
+    """Read a Go-style ``storage.conf`` (storage.md section 7.3)."""
+    data = _load_toml(path)
     storage = data.get("storage", {})
     _expect(path, "storage", storage, dict, "a table")
     opts = StoreOptions(config_file=path)

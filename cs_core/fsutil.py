@@ -2,23 +2,28 @@
 
 from __future__ import annotations
 
-import base64
-import ctypes
 import functools
 import os
-import secrets
-import shutil
-from typing import BinaryIO
+import time
+from typing import TYPE_CHECKING, BinaryIO
 
 from cs_core.errors import InvalidBigDataName
+
+if TYPE_CHECKING:
+    import ctypes
 
 _COPY_CHUNK = 1 << 20
 
 
+def _tmp_name(path: str) -> str:
+    """``<dir>/.tmp-<base><random digits>``, next to ``path``."""
+    directory, base = os.path.split(path)
+    return os.path.join(directory, f".tmp-{base}{int.from_bytes(os.urandom(8), 'big') % 10**10}")
+
+
 def atomic_write(path: str, data: bytes, mode: int = 0o600, fsync: bool = True) -> None:
     """Write ``data`` to ``path`` through ``.tmp-<base><random>`` + fsync + rename (a new inode)."""
-    directory, base = os.path.split(path)
-    tmp = os.path.join(directory, f".tmp-{base}{secrets.randbelow(10**10)}")
+    tmp = _tmp_name(path)
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, mode)
     try:
         view = memoryview(data)
@@ -43,8 +48,7 @@ def atomic_write(path: str, data: bytes, mode: int = 0o600, fsync: bool = True) 
 
 def atomic_write_stream(path: str, stream: BinaryIO, mode: int = 0o600, fsync: bool = True) -> int:
     """Like :func:`atomic_write`, copying from ``stream``; returns the byte count."""
-    directory, base = os.path.split(path)
-    tmp = os.path.join(directory, f".tmp-{base}{secrets.randbelow(10**10)}")
+    tmp = _tmp_name(path)
     total = 0
     try:
         with open(tmp, "xb") as out:
@@ -68,6 +72,35 @@ def atomic_write_stream(path: str, stream: BinaryIO, mode: int = 0o600, fsync: b
     return total
 
 
+def cache_dir() -> str:
+    """Where cs-core keeps caches: ``$XDG_CACHE_HOME/cs-core`` (``~/.cache/cs-core``)."""
+    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    return os.path.join(base, "cs-core")
+
+
+#: How long ago (ns) a file must have changed for its time stamps to tell later changes apart.
+_SETTLED_NS = 2_000_000_000
+
+
+def settled(*times_ns: int) -> bool:
+    """Whether the time stamps ``times_ns`` lie far enough in the past to key a cache on them.
+
+    File times move in clock ticks: a second change within the tick of the first one leaves them
+    as they were, so a cache keyed on a time that recent could miss that change.
+    """
+    return max(times_ns, default=-1) < time.time_ns() - _SETTLED_NS
+
+
+def write_cache_file(path: str, data: bytes) -> bool:
+    """Atomically replace the cache file ``path``; ``False`` (and nothing written) where that fails."""
+    try:
+        os.makedirs(os.path.dirname(path), mode=0o700, exist_ok=True)
+        atomic_write(path, data, fsync=False)
+    except OSError:
+        return False
+    return True
+
+
 def remove_all(path: str) -> None:
     """``rm -rf``: missing is fine; mounts below are detached first."""
     try:
@@ -78,6 +111,8 @@ def remove_all(path: str) -> None:
         os.unlink(path)
         return
     del st
+    import shutil
+
     try:
         shutil.rmtree(path)
     except OSError:
@@ -112,6 +147,8 @@ def libc() -> ctypes.CDLL:
     ``dlopen(NULL)`` finds libc's symbols in the running interpreter without running
     ``ldconfig`` the way ``ctypes.util.find_library`` does (which costs a process per start).
     """
+    import ctypes
+
     return ctypes.CDLL(None, use_errno=True)
 
 
@@ -131,4 +168,6 @@ def big_data_file_name(key: str) -> str:
         raise InvalidBigDataName(f"can't set empty name for big data item: {InvalidBigDataName.default_message}")
     if all(c == "." or "0" <= c <= "9" or "a" <= c <= "z" for c in key):
         return key
+    import base64
+
     return "=" + base64.b64encode(key.encode("utf-8")).decode("ascii")

@@ -8,7 +8,6 @@ characters can only occur inside JSON strings, so escaping them on the encoded t
 
 from __future__ import annotations
 
-import datetime as _dt
 import json
 from typing import Any
 
@@ -75,6 +74,8 @@ def sorted_map(mapping: dict[str, Any]) -> dict[str, Any]:
 
 def format_time_ns(ns: int) -> str:
     """Format nanoseconds since the epoch as Go's ``RFC3339Nano`` in UTC (trailing zeros trimmed)."""
+    import datetime as _dt
+
     seconds, frac = divmod(ns, 1_000_000_000)
     stamp = _dt.datetime.fromtimestamp(seconds, tz=_dt.UTC).strftime("%Y-%m-%dT%H:%M:%S")
     if frac:
@@ -91,17 +92,16 @@ def parse_time_ns(text: str) -> int:
     Returns a very negative number for the zero time and for unparsable input, so such records
     sort as oldest.
     """
+    import datetime as _dt
+
     try:
         main, frac, offset = _split_rfc3339(text)
         base = _dt.datetime.strptime(main, "%Y-%m-%dT%H:%M:%S").replace(tzinfo=_dt.UTC)
-        seconds = int((base - _EPOCH).total_seconds()) - offset
+        seconds = int((base - _dt.datetime(1970, 1, 1, tzinfo=_dt.UTC)).total_seconds()) - offset
         nanos = int((frac + "000000000")[:9]) if frac else 0
         return seconds * 1_000_000_000 + nanos
     except (ValueError, IndexError):
         return -(2**62)
-
-
-_EPOCH = _dt.datetime(1970, 1, 1, tzinfo=_dt.UTC)
 
 
 def _split_rfc3339(text: str) -> tuple[str, str, int]:

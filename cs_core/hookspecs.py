@@ -181,7 +181,11 @@ class HookSpecs:
     # ---- extension points -------------------------------------------------------------
     @hookspec
     def cs_add_commands(self, cli: click.Group) -> None:
-        """Add click commands to the CLI (extensions only)."""
+        """Add commands to the CLI (extensions only) with ``cli.add_command(...)``.
+
+        ``cli`` is a ``click.Group``; add :class:`cs_core.cli.base.CSCommand` objects (declared
+        with :func:`cs_core.cli.base.command`, which needs no click) or any click command.
+        """
 
     @hookspec
     def cs_check(self, store: Store, report: dict[str, Any]) -> None:

@@ -85,6 +85,26 @@ def read_subid_ranges(path: str, user: str) -> Mapping:
     return tuple(out)
 
 
+def check_no_overlap(mapping: Sequence[IDMap]) -> None:
+    """Refuse a mapping whose ranges overlap on the container side or on the host side.
+
+    The error names the first range that overlaps an earlier one, as Go's container store does.
+    """
+    for i, m in enumerate(mapping):
+        for earlier in mapping[:i]:
+            if _overlaps(m.container_id, earlier.container_id, m.size, earlier.size) or _overlaps(
+                m.host_id, earlier.host_id, m.size, earlier.size
+            ):
+                raise StorageError(
+                    f"the specified UID and/or GID mapping {m.container_id}:{m.host_id}:{m.size} conflicts "
+                    "with other mappings: invalid mappings specified"
+                )
+
+
+def _overlaps(start_a: int, start_b: int, size_a: int, size_b: int) -> bool:
+    return start_a < start_b + size_b and start_b < start_a + size_a
+
+
 def to_host(mapping: Sequence[IDMap], cid: int) -> int:
     """Map a container ID to the host; the empty mapping is the identity."""
     if not mapping:

@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-import hashlib
 import os
 from collections.abc import Callable
 from typing import Any
 
-from cs_core.digests import validate_digest
 from cs_core.errors import ReadOnlyStore, StorageError
 from cs_core.fsutil import remove_all
 from cs_core.hookspecs import MetadataBackendSpec
@@ -17,6 +15,8 @@ from cs_core.recordstore import RecordStore, dedupe
 
 
 def sha256_digest(data: bytes) -> str:
+    import hashlib
+
     return "sha256:" + hashlib.sha256(data).hexdigest()
 
 
@@ -91,6 +91,8 @@ class ImageStore(RecordStore[Image]):
                     f'image name "{name}" is already associated with image "{holder.id}": that name is already in use'
                 )
         if image.digest:
+            from cs_core.digests import validate_digest
+
             try:
                 validate_digest(image.digest)
             except StorageError as exc:

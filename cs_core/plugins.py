@@ -2,18 +2,21 @@
 
 Each store gets its own :class:`PluginSet`: a pluggy ``PluginManager`` with the hook specs of
 :mod:`cs_core.hookspecs`, holding only the plugins the configuration selects.  Entry points are
-found with stevedore's ``NamedExtensionManager``, which imports nothing but the named ones.
+found with stevedore's ``NamedExtensionManager``, which imports nothing but the named ones.  Once
+found, they are kept in a cached index (:mod:`cs_core.plugin_index`) that later processes use
+instead, as long as no distribution was installed or removed since: a warm start then imports
+neither stevedore nor ``importlib.metadata``.
 """
 
 from __future__ import annotations
 
 import os
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NamedTuple
 
 import pluggy
 
+from cs_core import plugin_index
 from cs_core.driver import DriverOptions, GraphDriverSpec
 from cs_core.errors import DriverNotSupported, NotSupported, PluginError
 from cs_core.hookspecs import PROJECT, HookSpecs, MetadataBackendSpec, NameResolverSpec
@@ -36,8 +39,7 @@ _KIND = {
 }
 
 
-@dataclass(frozen=True, slots=True)
-class PluginInfo:
+class PluginInfo(NamedTuple):
     """An installed entry point, listed without importing it."""
 
     namespace: str
@@ -48,24 +50,18 @@ class PluginInfo:
 
 def installed_plugins(namespace: str) -> list[PluginInfo]:
     """Every entry point of ``namespace`` with its distribution (imports nothing)."""
-    from importlib.metadata import distributions
-
-    found: list[PluginInfo] = []
-    seen: set[tuple[str, str, str]] = set()
-    for dist in distributions():
-        dist_name = dist.metadata["Name"] or "?"
-        for ep in dist.entry_points:
-            if ep.group != namespace:
-                continue
-            key = (ep.name, ep.value, dist_name)
-            if key in seen:
-                continue
-            seen.add(key)
-            found.append(PluginInfo(namespace, ep.name, ep.value, dist_name))
+    if namespace in NAMESPACES:
+        entries = plugin_index.current(NAMESPACES)[namespace]
+    else:
+        entries = plugin_index.scan((namespace,))[namespace]
+    found = [PluginInfo(namespace, name, value, dist) for name, value, dist, _active in entries]
     return sorted(found, key=lambda p: (p.name, p.distribution))
 
 
 def _installed_names(namespace: str) -> list[str]:
+    index = plugin_index.cached(NAMESPACES)
+    if index is not None:
+        return sorted({name for name, _value, _dist, active in index[namespace] if active})
     from stevedore import ExtensionManager
 
     mgr = ExtensionManager.__new__(ExtensionManager)
@@ -73,8 +69,67 @@ def _installed_names(namespace: str) -> list[str]:
     return sorted({ep.name for ep in mgr.list_entry_points()})
 
 
+def _conflict(namespace: str, name: str) -> PluginError:
+    dists = sorted(p.distribution for p in installed_plugins(namespace) if p.name == name)
+    return PluginError(
+        f"{_KIND[namespace]} {name!r} is claimed by more than one plugin: distributions " + " and ".join(dists)
+    )
+
+
+def _load_failure(namespace: str, name: str, exc: BaseException) -> PluginError:
+    dists = ", ".join(p.distribution for p in installed_plugins(namespace) if p.name == name) or "?"
+    return PluginError(f"{_KIND[namespace]} {name!r} (distribution {dists}) failed to load: {type(exc).__name__}: {exc}")
+
+
+def _unknown(namespace: str, name: str) -> PluginError:
+    installed = _installed_names(namespace)
+    return PluginError(
+        f"unknown {_KIND[namespace]} {name!r} (plugin may not be installed); "
+        f"installed: {', '.join(installed) if installed else 'none'}"
+    )
+
+
 def _load_named(namespace: str, names: list[str]) -> dict[str, Any]:
-    """Import the entry points ``names`` of ``namespace``; return name -> loaded object."""
+    """Import the entry points ``names`` of ``namespace``; return name -> loaded object.
+
+    The cached entry-point index (:mod:`cs_core.plugin_index`) names the modules when it is
+    current; otherwise stevedore finds them (and the index is rewritten for the next process).
+    """
+    index = plugin_index.cached(NAMESPACES)
+    if index is None:
+        loaded = _load_with_stevedore(namespace, names)
+        plugin_index.current(NAMESPACES)
+    else:
+        loaded = _load_from_index(index[namespace], namespace, names)
+    missing = [n for n in names if n not in loaded]
+    if missing:
+        raise _unknown(namespace, missing[0])
+    return loaded
+
+
+def _load_from_index(entries: list[plugin_index.Entry], namespace: str, names: list[str]) -> dict[str, Any]:
+    """Import the named entry points listed in the index (what stevedore would import)."""
+    claims: dict[str, list[str]] = {}
+    for name, value, _dist, active in entries:
+        if active and name in names and value not in claims.setdefault(name, []):
+            claims[name].append(value)
+    for name in names:
+        if len(claims.get(name, ())) > 1:
+            raise _conflict(namespace, name)
+    loaded: dict[str, Any] = {}
+    for name in names:
+        if name in loaded or name not in claims:
+            continue
+        try:
+            loaded[name] = plugin_index.load(claims[name][0])
+        except (KeyboardInterrupt, AssertionError):
+            raise
+        except Exception as exc:  # noqa: BLE001 - reported with the distribution, like stevedore's failures
+            raise _load_failure(namespace, name, exc) from None
+    return loaded
+
+
+def _load_with_stevedore(namespace: str, names: list[str]) -> dict[str, Any]:
     from stevedore import NamedExtensionManager
 
     failures: list[tuple[str, BaseException]] = []
@@ -83,10 +138,7 @@ def _load_named(namespace: str, names: list[str]) -> dict[str, Any]:
         failures.append((ep.name, exc))
 
     def on_conflict(_ns: str, name: str, _extensions: list[Any]) -> Any:
-        dists = sorted(p.distribution for p in installed_plugins(namespace) if p.name == name)
-        raise PluginError(
-            f"{_KIND[namespace]} {name!r} is claimed by more than one plugin: distributions " + " and ".join(dists)
-        )
+        raise _conflict(namespace, name)
 
     mgr = NamedExtensionManager(
         namespace,
@@ -99,20 +151,10 @@ def _load_named(namespace: str, names: list[str]) -> dict[str, Any]:
     )
     if failures:
         name, exc = failures[0]
-        dists = ", ".join(p.distribution for p in installed_plugins(namespace) if p.name == name) or "?"
-        raise PluginError(
-            f"{_KIND[namespace]} {name!r} (distribution {dists}) failed to load: {type(exc).__name__}: {exc}"
-        )
+        raise _load_failure(namespace, name, exc)
     loaded: dict[str, Any] = {}
     for ext in mgr.extensions:
         loaded.setdefault(ext.name, ext.plugin)
-    missing = [n for n in names if n not in loaded]
-    if missing:
-        installed = _installed_names(namespace)
-        raise PluginError(
-            f"unknown {_KIND[namespace]} {missing[0]!r} (plugin may not be installed); "
-            f"installed: {', '.join(installed) if installed else 'none'}"
-        )
     return loaded
 
 
@@ -121,15 +163,15 @@ def _distribution_of(namespace: str, name: str) -> str:
     return dists[0] if dists else "?"
 
 
-@dataclass
 class PluginSet:
     """The plugins of one store, registered with its own pluggy ``PluginManager``."""
 
-    manager: pluggy.PluginManager
-    backend: MetadataBackendSpec
-    resolver_names: list[str]
-    #: Driver name -> spec, for the drivers loaded so far.
-    drivers: dict[str, GraphDriverSpec] = field(default_factory=dict)
+    def __init__(self, manager: pluggy.PluginManager, backend: MetadataBackendSpec, resolver_names: list[str]) -> None:
+        self.manager = manager
+        self.backend = backend
+        self.resolver_names = resolver_names
+        #: Driver name -> spec, for the drivers loaded so far.
+        self.drivers: dict[str, GraphDriverSpec] = {}
 
     @property
     def hook(self) -> Any:
@@ -145,8 +187,26 @@ class PluginSet:
         getattr(self.manager.hook, event)(**kwargs)
 
 
+def _dunder(name: str) -> bool:
+    return name.startswith("__") and name.endswith("__")
+
+
+class _PluginManager(pluggy.PluginManager):
+    """pluggy's manager, not looking for hooks among ``__dunder__`` attributes.
+
+    Registration inspects every name ``dir(plugin)`` lists (statically, which is slow); for a
+    plugin that is an instance, most of those are the ``__dunder__`` methods of ``object``.
+    """
+
+    def parse_hookimpl_opts(self, plugin: Any, name: str) -> Any:
+        return None if _dunder(name) else super().parse_hookimpl_opts(plugin, name)
+
+    def parse_hookspec_opts(self, module_or_class: Any, name: str) -> Any:
+        return None if _dunder(name) else super().parse_hookspec_opts(module_or_class, name)
+
+
 def _new_manager() -> pluggy.PluginManager:
-    pm = pluggy.PluginManager(PROJECT)
+    pm = _PluginManager(PROJECT)
     pm.add_hookspecs(HookSpecs)
     return pm
 

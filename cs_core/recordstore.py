@@ -7,9 +7,7 @@ process wrote, the ID/name indexes and the name-resolution chain.
 
 from __future__ import annotations
 
-import hashlib
 import os
-import secrets
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any, Generic, TypeVar
@@ -37,7 +35,7 @@ def dedupe(names: list[str] | tuple[str, ...]) -> list[str]:
 def generate_id(taken: Callable[[str], bool]) -> str:
     """A random 64-hex ID whose first 12 characters are not all digits and that is not taken."""
     while True:
-        candidate = secrets.token_hex(32)
+        candidate = os.urandom(32).hex()
         if candidate[:12].isdigit() or taken(candidate):
             continue
         return candidate
@@ -241,6 +239,8 @@ class RecordStore(Generic[R]):
         path = self.big_data_path(record, key)
         os.makedirs(os.path.dirname(path), mode=0o700, exist_ok=True)
         atomic_write(path, data)
+        import hashlib
+
         digest = "sha256:" + hashlib.sha256(data).hexdigest()
         changed = record.big_data_sizes.get(key) != len(data) or record.big_data_digests.get(key) != digest
         record.big_data_sizes[key] = len(data)

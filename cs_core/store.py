@@ -8,8 +8,8 @@ bytes.
 
 from __future__ import annotations
 
-import logging
 import os
+import sys
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
 from typing import Any, BinaryIO
@@ -41,7 +41,7 @@ from cs_core.errors import (
     StorageError,
 )
 from cs_core.fsutil import remove_all
-from cs_core.idmap import IDMap, to_container
+from cs_core.idmap import IDMap, check_no_overlap, to_container
 from cs_core.images import ImageStore
 from cs_core.layers import LayerStore, wipe_order
 from cs_core.locking import get_lockfile
@@ -49,8 +49,14 @@ from cs_core.plugins import PluginSet, load_plugins, select_driver
 from cs_core.records import LOCATION_VOLATILE, Change, Container, Image, Layer, now
 from cs_core.recordstore import dedupe, generate_id
 
-log = logging.getLogger("cs_core")
 Mapping = tuple[IDMap, ...]
+
+
+def _debug(msg: str, *args: Any) -> None:
+    """Log on the ``cs_core`` logger; until something imports logging, nobody could be listening."""
+    logging = sys.modules.get("logging")
+    if logging is not None:
+        logging.getLogger("cs_core").debug(msg, *args)
 
 
 def _mkdir(path: str) -> None:
@@ -97,9 +103,10 @@ class Store:
             spec, driver_options = select_driver(self.plugins, options.driver, make_options, options.driver_priority)
         except DriverNotSupported as exc:
             if options.driver:
+                # Exactly Go's text (scripts match it); what is installed is in the debug log.
+                _debug("graph driver %r: %s", options.driver, exc)
                 raise DriverNotSupported(
                     f"failed to GetDriver graph {options.driver} {self.graph_root}: {DriverNotSupported.default_message}"
-                    + (f" ({exc})" if str(exc) != DriverNotSupported.default_message else "")
                 ) from None
             raise
         self.driver_name = spec.name
@@ -140,10 +147,10 @@ class Store:
             resolve,
             transient=self.transient,
         )
-        log.debug("Root: %s", self.graph_root)
-        log.debug("Run Root: %s", self.run_root)
-        log.debug("Driver Name: %s", self.driver_name)
-        log.debug("Driver Options: %s", self.driver_options)
+        _debug("Root: %s", self.graph_root)
+        _debug("Run Root: %s", self.run_root)
+        _debug("Driver Name: %s", self.driver_name)
+        _debug("Driver Options: %s", self.driver_options)
 
     # ---- plumbing -------------------------------------------------------------------------
     def _notify(self, event: str, **kwargs: Any) -> None:
@@ -456,7 +463,7 @@ class Store:
             return [], []
         mounted = self.layer_store.mounted(layer)
         if not mounted or not layer.mount_point:
-            raise LayerNotMounted()
+            raise LayerNotMounted(f"LayerParentOwner: {LayerNotMounted.default_message}")
         uids: set[int] = set()
         gids: set[int] = set()
         path = os.path.dirname(layer.mount_point)
@@ -600,11 +607,10 @@ class Store:
             image = self.image_store_rw.get(reference)
             if image is None:
                 raise NotAnImage()
-            for container in self.container_store.records:
-                if container.image_id == image.id:
-                    raise ImageUsedByContainer(
-                        f"image used by {container.id}: {ImageUsedByContainer.default_message}"
-                    )
+            users = [c for c in self.container_store.records if c.image_id == image.id]
+            if users:
+                # Go names the last such container it comes across.
+                raise ImageUsedByContainer(f"image used by {users[-1].id}: {ImageUsedByContainer.default_message}")
             removable = self._layers_only_used_by(image)
             if commit:
                 self.image_store_rw.delete(image)
@@ -768,6 +774,8 @@ class Store:
                         "container to be able to reuse that name: that name is already in use"
                     )
             uidmap, gidmap = tuple(uidmap), tuple(gidmap)
+            check_no_overlap(uidmap)
+            check_no_overlap(gidmap)
             shift = bool(uidmap or gidmap) and self.driver.supports_shifting(uidmap, gidmap)
             if parent is not None:
                 # storage.md 4.4 step 5 / 11.3: the top-layer variant with the requested maps.

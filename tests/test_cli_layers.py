@@ -136,8 +136,8 @@ def test_wipe_and_shutdown(cli: CLI) -> None:
 def test_bad_options_fail_cleanly(cli: CLI) -> None:
     res = cli("--storage-opt", f"{cli.driver}.bogus=1", "layers")
     expected = {
-        "vfs": "vfs driver does not support bogus options",
-        "overlay": "overlay: unknown option bogus",
+        "vfs": "vfs driver does not support vfs.bogus options",
+        "overlay": "overlay: unknown option overlay.bogus",
         "btrfs": "unknown option btrfs.bogus",
     }[cli.driver]
     assert res.rc == 1 and res.out.strip() == f"error initializing: {expected}"

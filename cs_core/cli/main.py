@@ -7,6 +7,7 @@ to run, so usage errors and the common paths stay cheap.
 
 from __future__ import annotations
 
+import gc
 import importlib
 import logging
 import os
@@ -283,6 +284,7 @@ def _execute(prog: str, name: str, cmd: click.Command, phase1: Any, phase2: Any)
         inv.options = options
         if cmd.callback is None:
             return 0
+        _start_collecting()
         ctx = click.Context(cmd, obj=inv, info_name=name)
         with ctx:
             status = ctx.invoke(cmd.callback, **_callback_kwargs(cmd, values, phase2.args))
@@ -325,8 +327,18 @@ def _silence_stdout() -> None:
         pass
 
 
+def _start_collecting() -> None:
+    """Turn the cyclic GC back on for the command itself, ignoring what start-up created."""
+    if not gc.isenabled():
+        gc.freeze()
+        gc.enable()
+
+
 def main() -> None:
     """Console-script entry point."""
+    # Start-up (imports, plugins, the store) creates many long-lived objects and no garbage
+    # cycles worth collecting: the cyclic GC stays off until the command runs (_start_collecting).
+    gc.disable()
     try:
         status = run(sys.argv)
     except KeyboardInterrupt:
@@ -337,6 +349,8 @@ def main() -> None:
     except Exception as exc:  # noqa: BLE001 - never a traceback
         _err(f"Error: {exc or type(exc).__name__}\n")
         status = 1
+    finally:
+        gc.enable()
     sys.exit(status)
 
 

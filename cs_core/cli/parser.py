@@ -13,8 +13,7 @@ argument list into values, or raises :class:`FlagError` / :class:`HelpRequested`
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any, Literal, NamedTuple
 
 Kind = Literal["bool", "string", "list"]
 
@@ -39,8 +38,7 @@ class HelpRequested(Exception):
         self.deprecated = deprecated
 
 
-@dataclass(frozen=True)
-class Flag:
+class Flag(NamedTuple):
     """One option: its double-dash names, single-dash letters, type and destination."""
 
     dest: str
@@ -76,15 +74,15 @@ def _strip_quotes(value: str) -> str:
     return value
 
 
-@dataclass
 class ParseResult:
     """Parsed values by destination, which destinations were given, and the remaining arguments."""
 
-    values: dict[str, Any]
-    given: set[str] = field(default_factory=set)
-    args: list[str] = field(default_factory=list)
-    #: The deprecated spellings that were used (for warnings).
-    deprecated_used: list[str] = field(default_factory=list)
+    def __init__(self, values: dict[str, Any]) -> None:
+        self.values = values
+        self.given: set[str] = set()
+        self.args: list[str] = []
+        #: The deprecated spellings that were used (for warnings).
+        self.deprecated_used: list[str] = []
 
 
 class FlagSet:

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import os
 import re
-import shutil
 import stat
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -249,6 +248,8 @@ class BtrfsDriver(GraphDriver):
             if self.quota_enabled:
                 raise
         if os.path.lexists(path):
+            import shutil
+
             shutil.rmtree(path)
         if self.quota_enabled:
             with _open_dir(self.home) as fd:

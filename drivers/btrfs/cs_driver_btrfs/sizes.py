@@ -6,14 +6,15 @@ import re
 
 from cs_core.errors import InvalidOption
 
-_SIZE_RE = re.compile(r"^(\d+(?:\.\d+)*) ?([kKmMgGtTpP])?[iI]?[bB]?$")
+#: Compiled on first use (by ``re``'s cache), not at import.
+_SIZE_PATTERN = r"^(\d+(?:\.\d+)*) ?([kKmMgGtTpP])?[iI]?[bB]?$"
 _BINARY = {"k": 1 << 10, "m": 1 << 20, "g": 1 << 30, "t": 1 << 40, "p": 1 << 50}
 _DECIMAL_UNITS = ("B", "kB", "MB", "GB", "TB", "PB", "EB", "ZB", "YB")
 
 
 def ram_in_bytes(text: str) -> int:
     """``units.RAMInBytes``: ``512m``, ``1G``, ``1.5GiB`` ... in binary units; bare = bytes."""
-    match = _SIZE_RE.match(text)
+    match = re.match(_SIZE_PATTERN, text)
     if not match:
         raise InvalidOption(f"invalid size: '{text}'")
     try:

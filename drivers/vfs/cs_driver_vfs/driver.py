@@ -29,15 +29,19 @@ class VfsDriver(GraphDriver):
         super().__init__(options)
         self.ignore_chown_errors = False
         self.image_stores: list[str] = []
-        for key, value in parse_driver_options("vfs", options.options):
+        parsed = parse_driver_options("vfs", options.options)
+        for option, (key, value) in zip(options.options, parsed):
             if key == "imagestore" or key == "additionalimagestore":
                 self.image_stores.extend(p for p in value.split(",") if p)
             elif key == "ignore_chown_errors":
                 self.ignore_chown_errors = parse_bool(value)
-            elif key == "mountopt":
-                raise InvalidOption("vfs driver does not support mount options")
             else:
-                raise InvalidOption(f"vfs driver does not support {key} options")
+                # Go names the key as given (lower-cased, prefix kept): "vfs.bogus"; only
+                # "vfs.mountopt" gets its own text.
+                given = option.split("=", 1)[0].strip().lower()
+                if given == "vfs.mountopt":
+                    raise InvalidOption("vfs driver does not support mount options")
+                raise InvalidOption(f"vfs driver does not support {given} options")
         self.dir_root = os.path.join(self.home, "dir")
         ensure_dir(self.dir_root)
 

@@ -51,7 +51,8 @@ def test_layout_and_copy_on_create(tmp_path: Path) -> None:
     ("option", "message"),
     [
         ("vfs.mountopt=nodev", "vfs driver does not support mount options"),
-        ("vfs.bogus=1", "vfs driver does not support bogus options"),
+        ("vfs.Bogus=1", "vfs driver does not support vfs.bogus options"),
+        (".mountopt=x", "vfs driver does not support .mountopt options"),
         ("novalue", "unable to parse key/value option: novalue"),
         ("vfs.ignore_chown_errors=maybe", 'strconv.ParseBool: parsing "maybe": invalid syntax'),
     ],
