@@ -190,6 +190,13 @@ def open_compressed_writer(out: BinaryIO, compression: int) -> BinaryIO:
         return cast(BinaryIO, _NoClose(out))
     if compression == COMPRESSION_GZIP:
         try:
+            from isal import igzip_threaded
+
+            # Compression runs on a second thread outside the GIL while the caller builds the tar.
+            return cast(BinaryIO, igzip_threaded.open(out, "wb", compresslevel=1, threads=1))
+        except ImportError:
+            pass
+        try:
             from isal import igzip
 
             return cast(BinaryIO, igzip.IGzipFile(fileobj=out, mode="wb", compresslevel=1))
