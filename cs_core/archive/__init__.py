@@ -15,7 +15,9 @@ CONTRACT (used by cs_core.driver, cs_core.layers and driver plugins):
   ``.write_tar_split(fileobj)`` writes the gzip'd JSON-lines tar-split.
 * ``extract_layer(dest, stream, *, maps, ignore_chown_errors=False, force_mask=None) -> int``
   — UnpackLayer semantics (storage.md 10.5) with chroot-equivalent path resolution; returns the
-  sum of header sizes.
+  sum of header sizes.  GNU sparse members of PAX archives (formats 0.0, 0.1, 1.0) are written
+  expanded at their real name with their holes kept (:mod:`cs_core.archive.sparse`); their raw
+  payload goes into the tar-split as raw segments, so ``reassemble`` reproduces it exactly.
 * ``unpack(dest, stream, *, maps, converter=None, ignore_chown_errors=False,
   force_mask=None) -> None`` — Unpack semantics (overlay native apply).
 * ``write_tree_tar(out, root, maps, *, converter=None) -> None`` — TarWithOptions.

@@ -19,6 +19,7 @@ from collections.abc import Sequence
 from typing import BinaryIO
 
 from cs_core.archive.saferoot import SafeRoot, clean_rel, os_error_text
+from cs_core.archive.sparse import SparseExpander
 from cs_core.archive.tarstream import BaseListener, Member, TarParser
 from cs_core.archive.whiteouts import (
     WHITEOUT_LINK_DIR,
@@ -91,6 +92,7 @@ class _Extractor(BaseListener):
         self._aufs_dir: str | None = None
         self._aufs: dict[str, tuple[Member, str]] = {}
         self._aufs_fd = -1
+        self._sparse: SparseExpander | None = None
         self._umask = os.umask(0o022)
         os.umask(self._umask)
         self._root_set = False
@@ -174,6 +176,9 @@ class _Extractor(BaseListener):
         self.size += member.size
         self._member = None
         info = member.info
+        self._sparse = (
+            SparseExpander(int(info.size), member.sparse_map) if member.sparse and info.type in _REGULAR else None
+        )
         name = info.name
         cleaned = posixpath.normpath(name) if name else "."
         if cleaned.startswith("//"):
@@ -314,6 +319,9 @@ class _Extractor(BaseListener):
         if fd < 0:
             return
         try:
+            if self._sparse is not None:
+                self._sparse.feed(fd, data)
+                return
             while data:
                 n = os.write(fd, data)
                 data = data[n:]
@@ -330,6 +338,12 @@ class _Extractor(BaseListener):
             return
         self._member = None
         rel = self._rel
+        sparse, self._sparse = self._sparse, None
+        if sparse is not None and fd >= 0:
+            try:
+                sparse.finish(fd)
+            except OSError as exc:
+                raise self._fail("write", rel, exc) from None
         try:
             if fd >= 0 and member.info.type in _REGULAR:
                 # The file is still open: finish it through its descriptor.
@@ -450,6 +464,7 @@ class _Extractor(BaseListener):
             self._aufs_dir = tempfile.mkdtemp(prefix="storage-aufs-")
         path = os.path.join(self._aufs_dir, str(len(self._aufs)))
         self._aufs[posixpath.basename(member.info.name)] = (member, path)
+        self._sparse = None
         self._fd = os.open(path, os.O_CREAT | os.O_WRONLY | os.O_TRUNC | os.O_CLOEXEC, 0o600)
         self._member = None
 

@@ -93,6 +93,7 @@ class TarSplitRecorder(BaseListener):
         self.uids: set[int] = set()
         self.gids: set[int] = set()
         self._trailing_open = False
+        self._payload_is_raw = False
         self._trail = bytearray()
 
     # ---- entry encoding ---------------------------------------------------------------------
@@ -112,7 +113,7 @@ class TarSplitRecorder(BaseListener):
             self._segment(self._pending)
             self._pending = bytearray()
 
-    def _file_entry(self, member: Member, payload: bytes | None) -> None:
+    def _file_entry(self, member: Member, size: int, payload: bytes | None) -> None:
         name_bytes = member.name_bytes
         key = _clean_bytes(name_bytes)
         if key in self._seen:
@@ -127,8 +128,8 @@ class TarSplitRecorder(BaseListener):
                 parts.append(b'"name":' + json.dumps(name, ensure_ascii=False).translate(_GO_ESCAPES).encode("utf-8") + b",")
             except UnicodeDecodeError:
                 parts.append(b'"name_raw":"' + base64.b64encode(name_bytes) + b'",')
-        if member.body_size:
-            parts.append(b'"size":%d,' % member.body_size)
+        if size:
+            parts.append(b'"size":%d,' % size)
         if payload is None:
             parts.append(b'"payload":null,')
         else:
@@ -145,17 +146,29 @@ class TarSplitRecorder(BaseListener):
         self._flush()
         self._member = member
         self._crc = 0
+        # A GNU sparse payload is not the file's content (that is expanded on disk): it is kept
+        # verbatim in raw segments, and the file entry has no size, so reassembly is exact.
+        self._payload_is_raw = member.sparse
         if not member.name_bytes.rpartition(b"/")[2].startswith(b".wh."):
             self.uids.add(int(member.info.uid))
             self.gids.add(int(member.info.gid))
 
     def on_payload(self, data: memoryview) -> None:
+        if self._payload_is_raw:
+            self._pending += data
+            if len(self._pending) >= _TRAIL_CHUNK:
+                self._flush()
+            return
         self._crc = crc64.update(self._crc, data)
 
     def on_member_end(self) -> None:
         member = self._member
         assert member is not None
-        self._file_entry(member, crc64.to_bytes(self._crc) if member.body_size else None)
+        if self._payload_is_raw:
+            self._flush()
+            self._file_entry(member, 0, None)
+        else:
+            self._file_entry(member, member.body_size, crc64.to_bytes(self._crc) if member.body_size else None)
         self._member = None
 
     def on_end(self) -> None:

@@ -28,6 +28,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import BinaryIO, Protocol
 
+from cs_core.archive.sparse import pax_sparse, valid_map
 from cs_core.errors import InvalidTarHeader, UnexpectedEOF
 
 BLOCK = 512
@@ -52,6 +53,15 @@ class Member:
     xattrs: dict[str, bytes] = field(default_factory=dict)
     #: Payload bytes following the header (0 for header-only types).
     body_size: int = 0
+    #: GNU sparse (PAX 0.x): the data regions ``(offset, length)``; the payload holds only them.
+    sparse_map: list[tuple[int, int]] | None = None
+    #: GNU sparse 1.0: the map is at the start of the payload.
+    sparse_in_data: bool = False
+
+    @property
+    def sparse(self) -> bool:
+        """Whether the payload is the data of a GNU sparse file (``info.size`` is the real size)."""
+        return self.sparse_map is not None or self.sparse_in_data
 
     @property
     def typeflag(self) -> bytes:
@@ -445,6 +455,18 @@ class TarParser:
             name = self._long_name
         if self._long_link is not None:
             linkname = self._long_link
+        raw_size = size
+        sparse = pax_sparse(self._pax) if self._pax else None
+        if sparse is not None:
+            if typeflag[0] in HEADER_ONLY_TYPES:
+                raise InvalidTarHeader("archive/tar: invalid tar header")
+            sparse_name, sparse_size, sparse_map, sparse_in_data = sparse
+            if sparse_name is not None:
+                name = sparse_name
+            if sparse_size is not None:
+                size = sparse_size
+            if size < 0 or (sparse_map is not None and not valid_map(sparse_map, size)):
+                raise InvalidTarHeader("archive/tar: invalid tar header")
         self._pax = []
         self._long_name = self._long_link = None
         if typeflag in (b"\x00", b"7"):
@@ -462,8 +484,10 @@ class TarParser:
         ti.devmajor = devmajor
         ti.devminor = devminor
         ti.pax_headers = pax_str
-        body = 0 if typeflag[0] in HEADER_ONLY_TYPES else size
+        body = 0 if typeflag[0] in HEADER_ONLY_TYPES else raw_size
         member = Member(ti, name, linkname, mtime_ns, atime_ns, xattrs, body)
+        if sparse is not None:
+            member.sparse_map, member.sparse_in_data = sparse_map, sparse_in_data
         for lst in self.listeners:
             lst.on_member(member)
         self._remaining_pad = -body % BLOCK
