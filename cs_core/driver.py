@@ -212,6 +212,15 @@ class GraphDriver(ABC):
         """A getter for tar-split reassembly, or ``None`` to have the store mount the layer."""
         return None
 
+    def dedup_dirs(self, layer_ids: list[str]) -> list[str]:
+        """Directories whose files ``dedup`` may share between the given layers (default: none).
+
+        Only layers kept in the driver's own home count; the result lists existing directories
+        in the order of ``layer_ids`` (vfs: the layer directories, overlay: the ``diff``
+        directories, btrfs: none, as subvolume snapshots already share their data).
+        """
+        return []
+
     # ---- naive diff family -------------------------------------------------------------------
     def _mount_ro(self, layer_id: str, maps: tuple[Mapping, Mapping]) -> str:
         return self.get(layer_id, MountOpts(options=["ro"], uidmap=maps[0], gidmap=maps[1], disable_shifting=True))

@@ -1125,5 +1125,36 @@ class Store:
     def close(self) -> None:
         """Nothing to release beyond the locks, which every call gives back."""
 
+    # ---- check/repair support (cs_core.check) ------------------------------------------------
+    def remove_driver_layer(self, layer_id: str) -> None:
+        """Remove a driver directory that no layer store records (``check -r``).
+
+        Refuses IDs that a layer store still records, so a record never loses its contents
+        this way; the driver's own errors pass through.
+        """
+        with self._write_all():
+            if any(layer_id in store.by_id_map for store in self._layer_stores()):
+                raise StorageError(f"layer {layer_id} is known to a layer store")
+            self.driver.remove(layer_id)
+
+    def recorded_diff(self, layer_id: str, out: BinaryIO) -> None:
+        """Write the uncompressed diff of layer ``layer_id`` (exact ID) against its recorded parent.
+
+        Unlike :meth:`diff`, the parent need not be a known layer: as Go's ``Diff("", id)``, the
+        recorded parent ID is used as is, so the tar-split reproduction still applies when the
+        parent's record is gone (``check`` verifies digests this way).
+        """
+        from cs_core.records import COMPRESSION_NONE
+
+        with self._write_all():
+            layer = next((s.by_id_map[layer_id] for s in self._layer_stores() if layer_id in s.by_id_map), None)
+            if layer is None:
+                raise LayerUnknown()
+            store = self._store_of_layer(layer)
+            parent = self._find_layer(layer.parent) if layer.parent else None
+            if layer.parent and (parent is None or parent.id != layer.parent):
+                parent = Layer(id=layer.parent)
+            store.diff(layer, parent, out, COMPRESSION_NONE)
+
 
 __all__ = ["Store", "open_store"]

@@ -349,15 +349,21 @@ class _OutBuffer:
 
 
 def _read_small(src_fd: int, buf: _OutBuffer, size: int, name: str) -> int:
-    """Read a ``size``-byte payload into the output buffer; return its CRC-64."""
-    room = buf.room(size)
+    """Read a ``size``-byte payload into the output buffer; return its CRC-64.
+
+    A file that is shorter or longer than recorded fails the integrity check, as in Go (which
+    copies the whole file through the checksum).
+    """
+    room = buf.room(size + 1)
     got = 0
-    while got < size:
+    while got <= size:
         n = os.readv(src_fd, [room[got:]])
         if n <= 0:
-            raise ChecksumMismatch(f'file integrity checksum failed for "{name}"')
+            break
         got += n
-    crc = crc64.update(0, room)
+    if got != size:
+        raise ChecksumMismatch(f'file integrity checksum failed for "{name}"')
+    crc = crc64.update(0, room[:size])
     buf.commit(size)
     return crc
 
@@ -369,7 +375,7 @@ def _copy_payload(src_fd: int, out: BinaryIO, out_fd: int | None, size: int, nam
     output with ``sendfile`` (kernel copy) when the output has a file descriptor.
     """
     st = os.fstat(src_fd)
-    if st.st_size < size:
+    if st.st_size != size:
         raise ChecksumMismatch(f'file integrity checksum failed for "{name}"')
     with mmap.mmap(src_fd, size, prot=mmap.PROT_READ) as mapped:
         view = memoryview(mapped)

@@ -180,16 +180,6 @@ def delete_image(inv: Invocation, args: tuple[str, ...], json: bool, test: bool)
     return 1 if failed else 0
 
 
-def _unsupported(name: str, help_text: str, *, max_args: int | None = 0, needs_store: bool = True) -> click.Command:
-    @command(name, max_args=max_args, help=help_text, needs_store=needs_store)
-    @json_option
-    @click.pass_obj
-    def run(inv: Invocation, args: tuple[str, ...], json: bool) -> int:
-        raise NotSupported(f"{name}: not supported")
-
-    return run
-
-
 @command("gc", help="Perform garbage collection")
 @json_option
 @click.pass_obj
@@ -212,7 +202,51 @@ def gc(inv: Invocation, args: tuple[str, ...], json: bool) -> int:
 @click.option("--quick", "-q", "quick", is_flag=True, help="Perform only quick checks")
 @click.pass_obj
 def check(inv: Invocation, args: tuple[str, ...], json: bool, max_age: str, repair: bool, force: bool, quick: bool) -> int:
-    raise NotSupported("check: not supported")
+    from cs_core import check as checking
+
+    try:
+        max_age_s = checking.parse_go_duration(max_age)
+    except ValueError as exc:
+        inv.eprint(f'invalid value "{max_age}" for flag -max: {exc}')
+        inv.eprint(f"See '{inv.prog} check --help'.")
+        return 125
+    try:
+        return _run_check(inv, checking, json, max_age_s, repair or force, force, quick)
+    finally:
+        try:
+            inv.store.shutdown(force=True)
+        except StorageError as exc:
+            inv.eprint(f"shutdown: {exc}")
+
+
+def _run_check(inv: Invocation, checking: Any, json: bool, max_age_s: float, repair: bool, force: bool, quick: bool) -> int:
+    """``check`` after its flags are parsed: report, then repair (cli.md 8.4 ``check``)."""
+    report = checking.check_store(inv.store, max_age_s=max_age_s, quick=quick)
+    if json:
+        inv.print_json(report.to_json())
+    else:
+        for line in report.text_lines():
+            inv.print(line)
+    layers, ro_layers, images, ro_images, containers = report.counts()
+    if not repair:
+        if report.is_empty():
+            return 0
+        raise StorageError(
+            f"{layers} layer errors, {ro_layers} read-only layer errors, {images} image errors, "
+            f"{ro_images} read-only image errors, {containers} container errors"
+        )
+    failures = checking.repair(inv.store, report, remove_containers=force)
+    if failures:
+        if json:
+            inv.print_json([{} for _ in failures])
+        else:
+            for failure in failures:
+                inv.eprint(failure)
+        raise StorageError(failures[0])
+    if ro_layers or ro_images or (containers and not force):
+        text = f"{ro_layers} read-only layer errors, {ro_images} read-only image errors"
+        raise StorageError(text if force else f"{text}, {containers} container errors")
+    return 0
 
 
 @command("dedup", help="Dedup all images")
@@ -220,9 +254,31 @@ def check(inv: Invocation, args: tuple[str, ...], json: bool, max_age: str, repa
 @click.option("--hash-method", "hash_method", default="crc", help="Hash method to use (crc, size, sha256)")
 @click.pass_obj
 def dedup(inv: Invocation, args: tuple[str, ...], json: bool, hash_method: str) -> int:
-    if hash_method not in ("crc", "size", "sha256"):
-        raise StorageError(f"invalid hash method: {hash_method}")
-    raise NotSupported("dedup: not supported")
+    from cs_core.dedup import dedup_store, validate_hash_method
+
+    validate_hash_method(hash_method)
+    try:
+        deduped = dedup_store(inv.store, hash_method)
+    except StorageError as exc:
+        if json:
+            inv.print_json({})
+        else:
+            inv.eprint(f"dedup: {exc}")
+        return 1
+    if json:
+        inv.print_json({"Deduped": deduped})
+    else:
+        inv.print(f"Deduplicated {deduped} bytes")
+    return 0
+
+
+@command("config", max_args=1, usage="[configurationFile]", help="Print containers-storage configuration", needs_store=False)
+@click.pass_obj
+def config(inv: Invocation, args: tuple[str, ...]) -> int:
+    from cs_core.config_report import config_report
+
+    inv.print_json(config_report(args[0] if args else None))
+    return 0
 
 
 @command("unshare", max_args=None, usage="[command [args...]]", help="Run a command in a user namespace", needs_store=False)
@@ -253,6 +309,6 @@ COMMANDS: list[click.Command] = [
     gc,
     check,
     dedup,
-    _unsupported("config", "Print containers-storage configuration", max_args=1, needs_store=False),
+    config,
     unshare,
 ]

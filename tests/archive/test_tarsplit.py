@@ -250,3 +250,21 @@ def test_our_tar_split_is_read_by_go(tmp_path: object) -> None:
         assert gzip.decompress(fh.read()) == go_lines
     assert _go(base, "diff", "-u", layer_id) == tar
     shutil.rmtree(scratch)
+
+
+@pytest.mark.parametrize("size", [10, (1 << 20) + 10])
+def test_grown_or_shrunk_file_fails_the_integrity_check(tmp_path: object, size: int) -> None:
+    """Like Go's asm, which copies the whole file through the checksum: any change of length fails."""
+    from pathlib import Path
+
+    tar = make_tar([entry("f", data=b"x" * size)])
+    dest = Path(str(tmp_path))
+    ing = LayerIngest(io.BytesIO(tar))
+    extract_layer(str(dest), ing.tar_stream)
+    ing.finish()
+    ts = io.BytesIO()
+    ing.write_tar_split(ts)
+    for content in (b"x" * size + b"y", b"x" * (size - 1)):
+        (dest / "f").write_bytes(content)
+        with pytest.raises(ChecksumMismatch, match='file integrity checksum failed for "f"'):
+            reassemble(io.BytesIO(ts.getvalue()), lambda name: os.path.join(str(dest), name), io.BytesIO())

@@ -765,3 +765,12 @@ class OverlayDriver(GraphDriver):
         os.mkdir(diff)
         os.chmod(diff, self.opts.force_mask if self.opts.force_mask is not None else mode)
         os.chown(diff, uid, gid)
+
+    def dedup_dirs(self, layer_ids: list[str]) -> list[str]:
+        """The ``diff`` directories of the given layers kept in the home, not in additional stores (``dedup``)."""
+        dirs = []
+        for layer_id in layer_ids:
+            layer_dir = os.path.join(self.home, layer_id)
+            if os.path.isdir(layer_dir):
+                dirs.append(os.path.join(layer_dir, "diff"))
+        return dirs

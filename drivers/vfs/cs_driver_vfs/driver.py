@@ -145,6 +145,10 @@ class VfsDriver(GraphDriver):
         except OSError as exc:
             raise StorageError(f"chown {path}: {exc.strerror}") from None
 
+    def dedup_dirs(self, layer_ids: list[str]) -> list[str]:
+        """The layer directories of the given layers kept in the home (``dedup``)."""
+        return [path for path in map(self._own_path, layer_ids) if os.path.isdir(path)]
+
 
 def _make_writable(path: str) -> None:
     """Give the owner write permission on directories so removal cannot fail on 0555 trees."""
