@@ -16,6 +16,8 @@ from enum import Enum
 from typing import Any, BinaryIO, cast
 
 from cs_core import gojson
+from cs_core.archive.tarstream import TarParser
+from cs_core.check_tree import Header, HeaderRecorder, Ignore, compare_trees, expected_tree, mounted_tree
 from cs_core.errors import FileDoesNotExist, NotFoundError, NotSupported, StorageError
 from cs_core.records import Container, Image, Layer
 from cs_core.store import Store
@@ -27,6 +29,7 @@ LAYER_DATA_MISSING = "layer data item is missing"
 LAYER_BAD_DIGEST = "layer content incorrect digest"
 LAYER_BAD_SIZE = "layer content incorrect size"
 LAYER_MISSING = "layer is missing"
+LAYER_MODIFIED = "layer content modified"
 LAYER_UNREFERENCED = "layer not referenced by any images or containers"
 LAYER_UNACCOUNTED = "layer in lower level storage driver not accounted for"
 IMAGE_DATA_MISSING = "image data item is missing"
@@ -116,12 +119,14 @@ def error_text(exc: BaseException) -> str:
 
 
 class _DigestWriter(io.RawIOBase):
-    """A sink that hashes and counts what is written to it."""
+    """A sink that hashes and counts what is written to it, and parses it as tar."""
 
     def __init__(self, algorithm: str) -> None:
         super().__init__()
         self.hasher = hashlib.new(algorithm)
         self.count = 0
+        self.recorder = HeaderRecorder()
+        self.parser = TarParser([self.recorder])
 
     def writable(self) -> bool:
         return True
@@ -130,6 +135,7 @@ class _DigestWriter(io.RawIOBase):
         view = memoryview(data)
         self.hasher.update(view)
         self.count += view.nbytes
+        self.parser.feed(view)
         return view.nbytes
 
 
@@ -147,6 +153,9 @@ class _Checker:
         self.report = CheckReport()
         self.layers: dict[str, Layer] = {}
         self.referenced: dict[str, bool] = {}
+        #: Diff headers of the layers whose regenerated diff matched its record.
+        self.headers: dict[str, list[Header]] = {}
+        self.ignore = self._ignore_settings()
 
     def run(self) -> CheckReport:
         for layer in self.store.layers():
@@ -202,25 +211,69 @@ class _Checker:
         sink = _DigestWriter(algorithm)
         try:
             self.store.recorded_diff(layer.id, cast(BinaryIO, sink))
+            sink.parser.close()
         except (StorageError, OSError) as exc:
             _add(section, layer.id, Problem(f"{head}: {error_text(exc)}"))
             return
+        ok = True
         if sink.hasher.hexdigest() != expected:
             _add(section, layer.id, Problem(f"{head}: {LAYER_BAD_DIGEST}"))
+            ok = False
         if layer.uncompressed_size != -1 and sink.count != layer.uncompressed_size:
             text = f"{head}: read {sink.count} bytes instead of {layer.uncompressed_size} bytes: {LAYER_BAD_SIZE}"
             _add(section, layer.id, Problem(text))
+            ok = False
+        if ok:
+            self.headers[layer.id] = sink.recorder.headers
+
+    def _ignore_settings(self) -> Ignore:
+        """What the store's driver and pull options say not to compare (storage.md 5.9)."""
+        from cs_core.config import plugin_driver_options
+
+        options = plugin_driver_options(self.store.options, self.store.driver_name) + list(self.store.driver_options)
+        force_mask = any("force_mask=" in option for option in options)
+        chown = any("ignore_chown_errors=true" in option for option in options)
+        hard_links = self.store.options.pull_options.get("use_hard_links", "") == "true"
+        return Ignore(ownership=chown or force_mask, permissions=force_mask, timestamps=hard_links)
+
+    def _header_chain(self, layer: Layer) -> list[list[Header]] | None:
+        """The diff headers of ``layer``'s chain, base first; None if any diff is unknown."""
+        chain: list[list[Header]] = []
+        current: Layer | None = layer
+        seen: set[str] = set()
+        while current is not None:
+            if current.id in seen or current.id not in self.headers:
+                return None
+            seen.add(current.id)
+            chain.append(self.headers[current.id])
+            if not current.parent:
+                break
+            current = self.layers.get(current.parent)
+            if current is None:
+                return None
+        chain.reverse()
+        return chain
 
     def _check_mountable(self, layer: Layer) -> None:
+        """Check 2: mount the layer and, unless quick, compare its tree with its diffs'."""
+        head = f"layer {layer.id}"
         try:
-            self.store.mount(layer.id, options=["ro"])
+            path = self.store.mount(layer.id, options=["ro"])
         except (StorageError, OSError) as exc:
-            _add(self.report.layers, layer.id, Problem(f"layer {layer.id}: {error_text(exc)}"))
+            _add(self.report.layers, layer.id, Problem(f"{head}: {error_text(exc)}"))
             return
         try:
-            self.store.unmount(layer.id)
-        except (StorageError, OSError) as exc:
-            _add(self.report.layers, layer.id, Problem(f"layer {layer.id}: {error_text(exc)}"))
+            chain = None if self.quick else self._header_chain(layer)
+            if chain is not None:
+                for diff in compare_trees(expected_tree(chain), mounted_tree(path), layer.uidmap, layer.gidmap, self.ignore):
+                    _add(self.report.layers, layer.id, Problem(f"{head}: {diff}, {LAYER_MODIFIED}"))
+        except OSError as exc:
+            _add(self.report.layers, layer.id, Problem(f"{head}: {error_text(exc)}"))
+        finally:
+            try:
+                self.store.unmount(layer.id)
+            except (StorageError, OSError) as exc:
+                _add(self.report.layers, layer.id, Problem(f"{head}: {error_text(exc)}"))
 
     # ---- images and containers ----------------------------------------------------------
     def _check_images(self) -> set[str]:
@@ -321,8 +374,8 @@ class _Checker:
 def check_store(store: Store, *, max_age_s: float = DEFAULT_MAX_AGE_S, quick: bool = False) -> CheckReport:
     """Run the checks of cli.md 7.13 on ``store`` and return what they found.
 
-    ``quick`` drops the comparison of mounted trees with the recorded diffs (check 2's content
-    walk), which this implementation does not perform in any case; digests are still verified.
+    ``quick`` drops the comparison of mounted trees with the trees their diffs imply (check 2's
+    content walk); digests are still verified.
     """
     return _Checker(store, max_age_s, quick).run()
 

@@ -5,10 +5,12 @@ from __future__ import annotations
 
 import io
 import json
+import os
 import tarfile
 from pathlib import Path
 
-from cs_testlib import CLI, Result, new_container, new_image, new_layer
+import pytest
+from cs_testlib import CLI, DRIVERS, Result, new_container, new_image, new_layer
 
 EMPTY_REPORT = {"Layers": {}, "ROLayers": {}, "Images": {}, "ROImages": {}, "Containers": {}}
 
@@ -234,3 +236,139 @@ def test_container_data_and_missing_image(cli: CLI) -> None:
     assert res.rc == 0 and res.err == ""
     assert json.loads(res.out)["Containers"] == {ctr: [{}, {}]}
     assert cli("container", ctr).rc != 0
+
+
+# ---- check 2: the mounted tree against the tree the diffs imply -------------------------------
+
+MTIME = 1_600_000_000
+ARROW = "\uffeb"
+Member = tuple[str, bytes, int, bytes, str]  # name, type, mode, data, linkname
+
+
+def tar_members(members: list[Member], owners: dict[str, tuple[int, int]] | None = None) -> bytes:
+    """An uncompressed tar of ``(name, type, mode, data, linkname)`` members (mtime ``MTIME``)."""
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w", format=tarfile.PAX_FORMAT) as tar:
+        for name, kind, mode, data, link in members:
+            info = tarfile.TarInfo(name)
+            info.type, info.mode, info.mtime, info.linkname = kind, mode, MTIME, link
+            info.uid, info.gid = (owners or {}).get(name, (0, 0))
+            info.size = len(data) if kind == tarfile.REGTYPE else 0
+            tar.addfile(info, io.BytesIO(data) if kind == tarfile.REGTYPE else None)
+    return buf.getvalue()
+
+
+BASE_MEMBERS: list[Member] = [
+    ("d", tarfile.DIRTYPE, 0o755, b"", ""),
+    ("d/f", tarfile.REGTYPE, 0o644, b"hello\n", ""),
+    ("d/h", tarfile.LNKTYPE, 0o644, b"", "d/f"),
+    ("d/s", tarfile.SYMTYPE, 0o777, b"", "f"),
+    ("d/e", tarfile.REGTYPE, 0o644, b"", ""),
+    ("d/t", tarfile.REGTYPE, 0o640, b"t", ""),
+    ("o", tarfile.DIRTYPE, 0o755, b"", ""),
+    ("o/x", tarfile.REGTYPE, 0o644, b"x", ""),
+    ("gone", tarfile.REGTYPE, 0o644, b"bye", ""),
+]
+TOP_MEMBERS: list[Member] = [
+    ("d", tarfile.DIRTYPE, 0o755, b"", ""),
+    ("d/g", tarfile.REGTYPE, 0o600, b"world\n", ""),
+    (".wh.gone", tarfile.REGTYPE, 0o644, b"", ""),
+    ("o", tarfile.DIRTYPE, 0o700, b"", ""),
+    ("o/.wh..wh..opq", tarfile.REGTYPE, 0o644, b"", ""),
+    ("o/y", tarfile.REGTYPE, 0o644, b"y", ""),
+    ("o/z", tarfile.LNKTYPE, 0o644, b"", "o/y"),
+]
+
+
+def layer_chain(cli: CLI) -> tuple[str, str]:
+    """A base layer (files, dirs, a symlink, a hard link, an owned file) and a child layer with
+    a whiteout, an opaque directory and a hard link, both applied with ``applydiff``."""
+    base = new_layer(cli)
+    cli.ok("applydiff", base, stdin=tar_members(BASE_MEMBERS, {"gone": (5, 6), "d/t": (3, 4)}))
+    top = new_layer(cli, base)
+    cli.ok("applydiff", top, stdin=tar_members(TOP_MEMBERS))
+    return base, top
+
+
+def test_healthy_layer_chain_matches_its_diffs(cli: CLI) -> None:
+    _base, top = layer_chain(cli)
+    path = Path(cli.ok("mount", top).strip())
+    try:
+        assert sorted(p.name for p in (path / "o").iterdir()) == ["y", "z"]
+        assert not (path / "gone").exists() and (path / "d" / "f").is_file()
+    finally:
+        cli.ok("unmount", top)
+    for args in ((), ("-q",), ("-r",)):
+        res = cli("check", *args)
+        assert (res.rc, res.out, res.err) == (0, "", ""), args
+
+
+def test_modified_layer_content_is_reported_and_repaired(cli: CLI) -> None:
+    base, top = layer_chain(cli)
+    path = Path(cli.ok("mount", top).strip())
+    try:
+        (path / "d" / "g").chmod(0o644)
+        os.lchown(path / "o" / "y", 7, 8)
+        os.utime(path / "d" / "t", (1_700_000_000, 1_700_000_000))
+        (path / "added").write_bytes(b"new")
+        (path / "d" / "e").unlink()
+        (path / "d" / "s").unlink()
+        (path / "d" / "s").mkdir()
+        (path / "d" / "s" / "in").write_bytes(b"")
+        os.utime(path / "d", (MTIME, MTIME))
+    finally:
+        cli.ok("unmount", top)
+    res = cli("check")
+    diffs = [
+        "+/added",
+        "-/d/e",
+        f"/d/g(mode:-rw-------{ARROW}-rw-r--r--)",
+        "-/d/s",
+        "+/d/s",
+        "+/d/s/in",
+        f"/d/t(mtime:0x5f5e1000{ARROW}0x6553f100)",
+        f"/o/y(uid:0{ARROW}7,gid:0{ARROW}8)",
+        f"/o/z(uid:0{ARROW}7,gid:0{ARROW}8)",
+    ]
+    assert report_of(res) == {f"layer {top}": [f"layer {top}: {diff}, layer content modified" for diff in diffs]}
+    assert res.rc == 1 and res.err == counts_line(layers=1)
+    res = cli("check", "-q")
+    assert (res.rc, res.out, res.err) == (0, "", "")
+    res = cli("check", "-r")
+    assert (res.rc, res.err) == (0, "")
+    assert cli("layer", top).rc != 0 and cli("layer", base).rc == 0
+    assert cli("check").rc == 0
+
+
+def test_changed_owner_in_base_layer_is_reported_for_its_children_too(cli: CLI) -> None:
+    base, top = layer_chain(cli)
+    image = new_image(cli, top)
+    for layer in (base, top):
+        path = Path(cli.ok("mount", layer).strip())
+        try:
+            os.lchown(path / "d" / "t", 0, 0)
+        finally:
+            cli.ok("unmount", layer)
+    res = cli("check")
+    diff = f"/d/t(uid:3{ARROW}0,gid:4{ARROW}0), layer content modified"
+    errors = {layer: [f"layer {layer}: {diff}"] for layer in (base, top)}
+    assert report_of(res) == {f"layer {base}": errors[base], f"layer {top}": errors[top], f"image {image}": errors[top] + errors[base]}
+    assert res.rc == 1 and res.err == counts_line(layers=2, images=1)
+
+
+@pytest.mark.parametrize("driver_name", [d for d in DRIVERS if d != "btrfs"])  # btrfs has no such option
+def test_ignore_chown_errors_ignores_ownership(cli: CLI) -> None:
+    _base, top = layer_chain(cli)
+    path = Path(cli.ok("mount", top).strip())
+    try:
+        os.lchown(path / "d" / "g", 9, 9)
+        (path / "d" / "g").chmod(0o604)
+    finally:
+        cli.ok("unmount", top)
+    res = cli("--storage-opt", f"{cli.driver}.ignore_chown_errors=true", "check")
+    diff = f"/d/g(mode:-rw-------{ARROW}-rw----r--), layer content modified"
+    assert report_of(res) == {f"layer {top}": [f"layer {top}: {diff}"]}
+    assert res.rc == 1
+    res = cli("check")
+    diff = f"/d/g(uid:0{ARROW}9,gid:0{ARROW}9,mode:-rw-------{ARROW}-rw----r--), layer content modified"
+    assert report_of(res) == {f"layer {top}": [f"layer {top}: {diff}"]}
