@@ -181,10 +181,10 @@ class HookSpecs:
     # ---- extension points -------------------------------------------------------------
     @hookspec
     def cs_add_commands(self, cli: click.Group) -> None:
-        """Add commands to the CLI (extensions only) with ``cli.add_command(...)``.
+        """Add click commands to the CLI (extensions only) with ``cli.add_command(...)``.
 
-        ``cli`` is a ``click.Group``; add :class:`cs_core.cli.base.CSCommand` objects (declared
-        with :func:`cs_core.cli.base.command`, which needs no click) or any click command.
+        ``cli`` is a ``click.Group``; add commands declared like the built-ins (with
+        :func:`cs_core.cli.base.command`, parsed with Go's flag rules) or any plain click command.
         """
 
     @hookspec
