@@ -11,6 +11,8 @@ from __future__ import annotations
 import hashlib
 import io
 import time
+from collections.abc import Callable, Iterable
+from contextlib import AbstractContextManager as ContextManager
 from dataclasses import dataclass, field
 from enum import Enum
 from typing import Any, BinaryIO, cast
@@ -143,6 +145,37 @@ def _add(section: Section, key: str, problem: Problem) -> None:
     section.setdefault(key, []).append(problem)
 
 
+def _check_data_items(
+    section: Section,
+    item_id: str,
+    head: str,
+    names: Iterable[str],
+    open_item: Callable[[str, str], ContextManager[BinaryIO]],
+    missing: str,
+    sizes: dict[str, int] | None = None,
+    wrong_size: str = "",
+) -> None:
+    """Read each big-data item of one layer, image or container through; record what fails.
+
+    ``sizes`` (images and containers) also checks each item's recorded size.
+    """
+    for key in names:
+        where = f'{head}: data item "{key}"'
+        try:
+            with open_item(item_id, key) as fh:
+                size = 0
+                while chunk := fh.read(1 << 20):
+                    size += len(chunk)
+        except FileDoesNotExist:
+            _add(section, item_id, Problem(f"{where}: {missing}"))
+            continue
+        except (StorageError, OSError) as exc:
+            _add(section, item_id, Problem(f"{where}: {error_text(exc)}"))
+            continue
+        if sizes is not None and size != sizes.get(key, 0):
+            _add(section, item_id, Problem(f"{where}: {wrong_size}"))
+
+
 class _Checker:
     """One run of the checks over one store."""
 
@@ -186,16 +219,8 @@ class _Checker:
 
     def _check_layer_data(self, layer: Layer) -> None:
         prefix, section = self._layer_target(layer)
-        for key in layer.big_data_names:
-            head = f'{prefix}layer {layer.id}: data item "{key}"'
-            try:
-                with self.store.layer_big_data(layer.id, key) as fh:
-                    while fh.read(1 << 20):
-                        pass
-            except FileDoesNotExist:
-                _add(section, layer.id, Problem(f"{head}: {LAYER_DATA_MISSING}"))
-            except (StorageError, OSError) as exc:
-                _add(section, layer.id, Problem(f"{head}: {error_text(exc)}"))
+        _check_data_items(section, layer.id, f"{prefix}layer {layer.id}", layer.big_data_names,
+                          self.store.layer_big_data, LAYER_DATA_MISSING)
 
     def _check_layer_digest(self, layer: Layer) -> None:
         from cs_core.digests import validate_digest
@@ -287,19 +312,8 @@ class _Checker:
 
     def _check_image(self, image: Image) -> None:
         prefix, section = ("read-only ", self.report.ro_images) if image.read_only else ("", self.report.images)
-        for key in image.big_data_names:
-            head = f'{prefix}image {image.id}: data item "{key}"'
-            try:
-                with self.store.image_big_data(image.id, key) as fh:
-                    size = len(fh.read())
-            except FileDoesNotExist:
-                _add(section, image.id, Problem(f"{head}: {IMAGE_DATA_MISSING}"))
-                continue
-            except (StorageError, OSError) as exc:
-                _add(section, image.id, Problem(f"{head}: {error_text(exc)}"))
-                continue
-            if size != image.big_data_sizes.get(key, 0):
-                _add(section, image.id, Problem(f"{head}: {IMAGE_DATA_SIZE}"))
+        _check_data_items(section, image.id, f"{prefix}image {image.id}", image.big_data_names,
+                          self.store.image_big_data, IMAGE_DATA_MISSING, image.big_data_sizes, IMAGE_DATA_SIZE)
         walked: set[str] = set()
         for top in [image.top_layer, *image.mapped_top_layers]:
             if not top or top in walked:
@@ -326,19 +340,9 @@ class _Checker:
 
     def _check_container(self, container: Container, images: set[str]) -> None:
         section = self.report.containers
-        for key in container.big_data_names:
-            head = f'container {container.id}: data item "{key}"'
-            try:
-                with self.store.container_big_data(container.id, key) as fh:
-                    size = len(fh.read())
-            except FileDoesNotExist:
-                _add(section, container.id, Problem(f"{head}: {CONTAINER_DATA_MISSING}"))
-                continue
-            except (StorageError, OSError) as exc:
-                _add(section, container.id, Problem(f"{head}: {error_text(exc)}"))
-                continue
-            if size != container.big_data_sizes.get(key, 0):
-                _add(section, container.id, Problem(f"{head}: {CONTAINER_DATA_SIZE}"))
+        _check_data_items(section, container.id, f"container {container.id}", container.big_data_names,
+                          self.store.container_big_data, CONTAINER_DATA_MISSING, container.big_data_sizes,
+                          CONTAINER_DATA_SIZE)
         if container.image_id:
             if container.image_id not in images:
                 _add(section, container.id, Problem(f"image {container.image_id}: {IMAGE_MISSING}"))
