@@ -39,6 +39,15 @@ def version(inv: Invocation, args: tuple[str, ...], json: bool) -> int:
     return 0
 
 
+def _failed(inv: Invocation, name: str, exc: StorageError, json: bool) -> int:
+    """A store-wide command that failed: ``{}`` with ``--json``, else ``NAME: ERR`` on stderr; exit 1."""
+    if json:
+        inv.print_json({})
+    else:
+        inv.eprint(f"{name}: {exc}")
+    return 1
+
+
 @command("wipe", help="Wipe all layers, images, and containers")
 @json_option
 @click.pass_obj
@@ -46,11 +55,7 @@ def wipe(inv: Invocation, args: tuple[str, ...], json: bool) -> int:
     try:
         inv.store.wipe()
     except StorageError as exc:
-        if json:
-            inv.print_json({})
-        else:
-            inv.eprint(f"wipe: {exc}")
-        return 1
+        return _failed(inv, "wipe", exc, json)
     if json:
         inv.print_json("")
     return 0
@@ -64,11 +69,7 @@ def shutdown(inv: Invocation, args: tuple[str, ...], json: bool, force: bool) ->
     try:
         inv.store.shutdown(force=force)
     except StorageError as exc:
-        if json:
-            inv.print_json({})
-        else:
-            inv.eprint(f"shutdown: {exc}")
-        return 1
+        return _failed(inv, "shutdown", exc, json)
     if json:
         inv.print_json("")
     return 0
@@ -260,11 +261,7 @@ def dedup(inv: Invocation, args: tuple[str, ...], json: bool, hash_method: str) 
     try:
         deduped = dedup_store(inv.store, hash_method)
     except StorageError as exc:
-        if json:
-            inv.print_json({})
-        else:
-            inv.eprint(f"dedup: {exc}")
-        return 1
+        return _failed(inv, "dedup", exc, json)
     if json:
         inv.print_json({"Deduped": deduped})
     else:
