@@ -415,34 +415,29 @@ def repair(store: Store, report: CheckReport, *, remove_containers: bool = False
     driver directories no layer store knows.  "Not found" errors are ignored.
     """
     failures: list[str] = []
+
+    def attempt(kind: str, item_id: str, delete: Callable[[str], Any]) -> Any:
+        try:
+            return delete(item_id)
+        except NotFoundError:
+            return None
+        except (StorageError, OSError) as exc:
+            failures.append(f"deleting {kind} {item_id}: {error_text(exc)}")
+            return None
+
     if remove_containers:
         for container_id in report.containers:
-            try:
-                store.delete_container(container_id)
-            except NotFoundError:
-                pass
-            except (StorageError, OSError) as exc:
-                failures.append(f"deleting container {container_id}: {error_text(exc)}")
+            attempt("container", container_id, store.delete_container)
     deleted: set[str] = set()
     for image_id in report.images:
-        try:
-            deleted.update(store.delete_image(image_id))
-        except NotFoundError:
-            pass
-        except (StorageError, OSError) as exc:
-            failures.append(f"deleting image {image_id}: {error_text(exc)}")
+        deleted.update(attempt("image", image_id, store.delete_image) or ())
     for layer_id in _repair_order(store, report):
         if layer_id in deleted:
             continue
-        try:
-            if _is_unaccounted(report.layers[layer_id]):
-                store.remove_driver_layer(layer_id)
-            else:
-                store.delete_layer(layer_id)
-        except NotFoundError:
-            pass
-        except (StorageError, OSError) as exc:
-            failures.append(f"deleting layer {layer_id}: {error_text(exc)}")
+        if _is_unaccounted(report.layers[layer_id]):
+            attempt("layer", layer_id, store.remove_driver_layer)
+        else:
+            attempt("layer", layer_id, store.delete_layer)
     return failures
 
 
